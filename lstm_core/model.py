@@ -1,0 +1,254 @@
+"""The LSTM language model, written out gate by gate on raw parameters.
+
+Shapes used in comments: B = batch, T = time steps, E = embedding size, H = hidden size,
+V = vocabulary size, L = number of LSTM layers.
+
+The recurrence has two interchangeable backends holding the *same* parameters:
+
+- ``scratch``: the cell below, the LSTM equations in plain tensor code (the lesson);
+- ``torch``: the same weights handed to PyTorch's fused ``nn.LSTM`` kernel (the yardstick).
+
+Everything else (embedding, dropout, output projection, loss) is shared, so switching backends
+changes nothing but speed. The tests check that both give the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+BACKENDS = ("scratch", "torch")
+
+# An LSTM state is the pair (h, c), each of shape (L, B, H), the layout nn.LSTM uses.
+State = tuple[Tensor, Tensor]
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int  # number of token ids, reserved <pad> and <unk> included
+    embed_dim: int = 128  # size of each word vector (the write-up used 128)
+    hidden_size: int = 128  # size of h and c (the write-up used 128)
+    num_layers: int = 1  # stacked LSTM layers; layer l+1 reads layer l's h
+    dropout: float = 0.0  # dropout on embeddings, between layers and before the output layer
+    tie_weights: bool = False  # share the embedding matrix with the output layer (needs E == H)
+    backend: str = "scratch"  # "scratch" (our cell) or "torch" (nn.LSTM's fused kernel)
+
+    def __post_init__(self) -> None:
+        if self.vocab_size < 3:
+            raise ValueError(f"vocab_size must be at least 3 (two reserved ids + a word), got {self.vocab_size}")
+        if min(self.embed_dim, self.hidden_size, self.num_layers) < 1:
+            raise ValueError("embed_dim, hidden_size and num_layers must all be positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.tie_weights and self.embed_dim != self.hidden_size:
+            raise ValueError(
+                f"tie_weights needs embed_dim == hidden_size (got {self.embed_dim} and "
+                f"{self.hidden_size}): the output layer reuses the embedding matrix"
+            )
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------
+# The cell: one LSTM layer over a whole sequence
+
+
+def lstm_layer(
+    x: Tensor, h: Tensor, c: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias: Tensor,
+    record: dict[str, list[Tensor]] | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Run one LSTM layer over ``x`` (B, T, In) from state ``h``, ``c`` (B, H).
+
+    The weights stack the four gates' blocks in PyTorch's order: input, forget, cell
+    candidate, output. Returns all hidden states (B, T, H) and the final ``h``, ``c``.
+    If ``record`` is a dict, the gate activations and states of every step are appended to it.
+    """
+    # The input's contribution to the gates does not depend on h, so compute it for every
+    # step in one big matmul instead of T small ones.
+    x_gates = x @ weight_ih.T + bias  # (B, T, 4H)
+    outputs = []
+    # unbind gives T views at once; slicing x_gates[:, t] per step would make backward
+    # accumulate a full-size gradient for every slice (quadratic in T).
+    for x_t in x_gates.unbind(1):  # x_t: (B, 4H)
+        gates = x_t + h @ weight_hh.T  # all four gates in one recurrent matmul, (B, 4H)
+        i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
+        i = torch.sigmoid(i)  # input gate: how much of the candidate to write
+        f = torch.sigmoid(f)  # forget gate: how much of the old cell to keep
+        g = torch.tanh(g)  # candidate values to write into the cell
+        o = torch.sigmoid(o)  # output gate: how much of the cell to expose as h
+        c = f * c + i * g  # c_t = f_t * c_{t-1} + i_t * g_t
+        h = o * torch.tanh(c)  # h_t = o_t * tanh(c_t)
+        outputs.append(h)
+        if record is not None:
+            for name, value in (("input", i), ("forget", f), ("candidate", g),
+                                ("output", o), ("cell", c), ("hidden", h)):
+                record[name].append(value.detach())
+    return torch.stack(outputs, dim=1), h, c
+
+
+# ----------------------------------------------------------------------------------------------
+# The language model
+
+
+class LSTMLanguageModel(nn.Module):
+    """Embedding -> L LSTM layers -> linear layer to vocabulary logits.
+
+    ``forward(idx, targets=None, state=None)`` serves training, evaluation and generation.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        E, H, V = config.embed_dim, config.hidden_size, config.vocab_size
+        self.embedding = nn.Parameter(torch.empty(V, E))
+        # Per layer l: weight_ih_l (4H, In), weight_hh_l (4H, H), bias_l (4H,).
+        # One bias per layer is enough: nn.LSTM's two biases are only ever added together.
+        for layer in range(config.num_layers):
+            in_size = E if layer == 0 else H
+            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(4 * H, in_size)))
+            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(4 * H, H)))
+            self.register_parameter(f"bias_l{layer}", nn.Parameter(torch.empty(4 * H)))
+        # With tied weights the output layer reuses the embedding matrix (Press & Wolf 2017).
+        self.out_weight = None if config.tie_weights else nn.Parameter(torch.empty(V, H))
+        self.out_bias = nn.Parameter(torch.empty(V))
+        self.reset_parameters()
+        # Shells for the "torch" backend: nn.LSTM modules whose own weights are never used (our
+        # parameters are passed in on every call). A plain list keeps them out of
+        # .parameters() and the state_dict.
+        self._torch_shells = [nn.LSTM(E if layer == 0 else H, H, batch_first=True)
+                              for layer in range(config.num_layers)]
+
+    def reset_parameters(self) -> None:
+        H = self.config.hidden_size
+        nn.init.normal_(self.embedding, std=0.1)
+        for layer in range(self.config.num_layers):
+            for name in ("weight_ih", "weight_hh"):
+                weight = getattr(self, f"{name}_l{layer}")
+                for block in weight.data.split(H, dim=0):  # Xavier-uniform per gate block
+                    nn.init.xavier_uniform_(block)
+            bias = getattr(self, f"bias_l{layer}")
+            nn.init.zeros_(bias)
+            # A forget-gate bias of 1 keeps the cell's memory open early in training
+            # (Jozefowicz et al. 2015); the other gates start at 0.
+            nn.init.ones_(bias.data[H : 2 * H])
+        if self.out_weight is not None:
+            nn.init.xavier_uniform_(self.out_weight)
+        nn.init.zeros_(self.out_bias)
+
+    # -- parameters by layer -------------------------------------------------------------------
+
+    def layer_weights(self, layer: int) -> tuple[Tensor, Tensor, Tensor]:
+        """(weight_ih, weight_hh, bias) of one layer."""
+        return (getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}"),
+                getattr(self, f"bias_l{layer}"))
+
+    @property
+    def output_weight(self) -> Tensor:
+        return self.embedding if self.out_weight is None else self.out_weight
+
+    def set_backend(self, backend: str) -> None:
+        """Switch the recurrence between "scratch" and "torch"; the parameters stay the same."""
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.config.backend = backend
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def initial_state(self, batch_size: int) -> State:
+        """Zero (h, c), each (L, B, H)."""
+        shape = (self.config.num_layers, batch_size, self.config.hidden_size)
+        zeros = self.embedding.new_zeros(shape)
+        return zeros, zeros.clone()
+
+    # -- forward -------------------------------------------------------------------------------
+
+    def forward(
+        self, idx: Tensor, targets: Tensor | None = None, state: State | None = None,
+        last_only: bool = False,
+    ) -> tuple[Tensor, Tensor | None, State]:
+        """Logits for the next token after every position of ``idx`` (B, T).
+
+        targets: (B, T) ids to score at every position, or (B,) ids to score at the last
+            position only (the write-up's prefix -> next-word pairs). Loss is mean cross-entropy.
+        state: (h, c) carried over from a previous call, or None for zeros.
+        last_only: compute logits for the last position only (generation needs no more).
+        Returns logits (B, T, V), or (B, 1, V) when only the last position is kept; the loss
+        (None without targets); the new state (h, c).
+        """
+        if idx.dim() != 2:
+            raise ValueError(f"idx must be (batch, time), got shape {tuple(idx.shape)}")
+        if targets is not None and targets.dim() == 1:
+            last_only = True
+        hidden, state = self.run_lstm(idx, state)  # (B, T, H)
+        if last_only:
+            hidden = hidden[:, -1:]  # (B, 1, H): project only the positions we need
+        logits = F.linear(self.dropout(hidden), self.output_weight, self.out_bias)  # (B, T', V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+        return logits, loss, state
+
+    def run_lstm(self, idx: Tensor, state: State | None = None,
+                 record: dict | None = None) -> tuple[Tensor, State]:
+        """Embed ``idx`` (B, T) and run every layer; returns the top layer's h (B, T, H)."""
+        if state is None:
+            state = self.initial_state(idx.size(0))
+        x = self.dropout(F.embedding(idx, self.embedding))  # (B, T, E)
+        final_h, final_c = [], []
+        for layer in range(self.config.num_layers):
+            h0, c0 = state[0][layer], state[1][layer]  # (B, H)
+            if self.config.backend == "scratch" or record is not None:
+                x, h, c = lstm_layer(x, h0, c0, *self.layer_weights(layer), record=record)
+            else:
+                x, h, c = self._torch_layer(layer, x, h0, c0)
+            if layer < self.config.num_layers - 1:
+                x = self.dropout(x)  # dropout between stacked layers
+            final_h.append(h)
+            final_c.append(c)
+        return x, (torch.stack(final_h), torch.stack(final_c))
+
+    def dropout(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.config.dropout, self.training)
+
+    def _torch_layer(self, layer: int, x: Tensor, h0: Tensor, c0: Tensor):
+        """The same layer through nn.LSTM's fused kernel, fed this model's own parameters."""
+        weight_ih, weight_hh, bias = self.layer_weights(layer)
+        params = {"weight_ih_l0": weight_ih, "weight_hh_l0": weight_hh,
+                  "bias_ih_l0": bias, "bias_hh_l0": torch.zeros_like(bias)}
+        hx = (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous())  # (1, B, H) each
+        out, (h, c) = torch.func.functional_call(self._torch_shells[layer], params, (x, hx))
+        return out, h[0], c[0]
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def inspect(self, idx: Tensor, state: State | None = None) -> dict[str, Tensor]:
+        """Gate activations and states at every step, for a (1, T) or (T,) sequence.
+
+        Returns {"input", "forget", "candidate", "output", "cell", "hidden"}, each (L, T, H),
+        computed with the scratch cell (the fused kernel does not expose its gates).
+        """
+        if idx.dim() == 1:
+            idx = idx.unsqueeze(0)
+        if idx.size(0) != 1:
+            raise ValueError("inspect takes a single sequence")
+        record: dict[str, list[Tensor]] = {
+            name: [] for name in ("input", "forget", "candidate", "output", "cell", "hidden")}
+        was_training = self.training
+        self.eval()
+        try:
+            self.run_lstm(idx, state, record=record)
+        finally:
+            self.train(was_training)
+        T, L = idx.size(1), self.config.num_layers
+        # record[name] holds L*T tensors (1, H), layer-major.
+        return {name: torch.cat(values).reshape(L, T, -1) for name, values in record.items()}
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
