@@ -1,0 +1,122 @@
+"""The training configuration: one dataclass, turned into CLI flags and logged to MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CORPUS = PROJECT_ROOT / "corpus" / "lighthouse_keeper.txt"
+RECIPES = ("seed", "windows")
+
+
+@dataclass
+class TrainConfig:
+    corpus: str = str(DEFAULT_CORPUS)  # path of the UTF-8 training text
+    recipe: str = "windows"  # "seed" (the write-up's prefix pairs) or "windows" (every position)
+    tokenizer: str = "words"  # "seed" (split on spaces, as the write-up) or "words" (punctuation split off)
+    steps: int = 400  # optimizer steps (the write-up's "iterations")
+    batch_size: int = 32  # sequences per step (seed recipe: prefix pairs per step)
+    seq_len: int = 32  # window length in tokens (windows recipe only)
+    window_order: str = "random"  # "random" windows, or "sequential" chunks carrying the state
+    lr: float = 0.005  # Adam learning rate (the write-up used 0.005)
+    embed_dim: int = 128  # word vector size
+    hidden_size: int = 128  # LSTM state size
+    num_layers: int = 1  # stacked LSTM layers
+    dropout: float = 0.3  # dropout on embeddings, between layers and before the output layer
+    tie_weights: bool = True  # share embedding and output weights (needs embed_dim == hidden_size)
+    weight_decay: float = 0.0  # L2 penalty, applied by Adam
+    grad_clip: float = 1.0  # clip the gradient norm to this (0 = no clipping)
+    val_fraction: float = 0.1  # contiguous tail of the text held out for validation (0 = none)
+    eval_interval: int = 25  # steps between validation runs and log lines
+    lr_patience: int = 3  # halve the learning rate after this many evals without a new best (0 = never)
+    early_stop_patience: int = 0  # stop after this many evals without a new best (0 = never)
+    min_count: int = 1  # words seen fewer times become <unk>
+    backend: str = "scratch"  # "scratch" (our cell) or "torch" (nn.LSTM's fused kernel)
+    device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when available)
+    seed: int = 1337  # seeds weight init and batch sampling
+    memorization_prefix: int = 8  # k: tokens of source given to test extractable memorization
+    memorization_suffix: int = 8  # m: tokens that must then be reproduced exactly
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.recipe in RECIPES, f"recipe must be one of {RECIPES}"),
+            (self.tokenizer in ("seed", "words"), "tokenizer must be 'seed' or 'words'"),
+            (self.window_order in ("random", "sequential"), "window_order must be 'random' or 'sequential'"),
+            (self.steps >= 1, "steps must be at least 1"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.seq_len >= 2, "seq_len must be at least 2"),
+            (math.isfinite(self.lr) and self.lr > 0, "lr must be a positive number"),
+            (0 <= self.val_fraction <= 0.5, "val_fraction must be between 0 and 0.5"),
+            (self.eval_interval >= 1, "eval_interval must be at least 1"),
+            (self.grad_clip >= 0, "grad_clip must be >= 0"),
+            (self.device in ("cpu", "cuda", "auto"), "device must be 'cpu', 'cuda' or 'auto'"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @classmethod
+    def for_recipe(cls, recipe: str = "windows", **overrides) -> TrainConfig:
+        """A config with the recipe's own defaults, then the given overrides on top."""
+        if recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
+        values = dict(SEED_RECIPE) if recipe == "seed" else {}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(recipe=recipe, **values)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# The write-up's recipe: batches of 128 random prefix -> next-word pairs, loss on the last step
+# only, Adam at 0.005, 300 iterations, no dropout, no clipping, no held-out text.
+SEED_RECIPE = dict(
+    tokenizer="seed", steps=300, batch_size=128, lr=0.005, dropout=0.0, tie_weights=False,
+    grad_clip=0.0, val_fraction=0.0, lr_patience=0, early_stop_patience=0,
+)
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One --flag per TrainConfig field, its help text taken from the field's comment."""
+    comments = _field_comments()
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        help_text = f"{comments.get(f.name, '')} (default: {default}; seed recipe: {SEED_RECIPE[f.name]})" \
+            if f.name in SEED_RECIPE else f"{comments.get(f.name, '')} (default: {default})"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, type=type(default), default=None, help=help_text,
+                                choices=_CHOICES.get(f.name))
+
+
+_CHOICES = {"recipe": RECIPES, "tokenizer": ("seed", "words"), "window_order": ("random", "sequential"),
+            "backend": ("scratch", "torch"), "device": ("cpu", "cuda", "auto")}
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    recipe = values.pop("recipe") or "windows"
+    return TrainConfig.for_recipe(recipe, **values)
+
+
+def _field_comments() -> dict[str, str]:
+    """Read each field's inline comment from this file's source, so help text never drifts."""
+    comments = {}
+    for line in Path(__file__).read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if ":" in stripped and "#" in stripped and not stripped.startswith(("#", "def", "(")):
+            name = stripped.split(":", 1)[0]
+            if name.isidentifier():
+                comments.setdefault(name, stripped.split("#", 1)[1].strip())
+    return comments

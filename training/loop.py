@@ -1,0 +1,262 @@
+"""The training loop. It knows nothing about MLflow: it reports through callbacks.
+
+Two recipes share the model, the optimizer and the validation code:
+
+- ``seed``: the write-up's method. Each step draws ``batch_size`` random prefix -> next-word
+  pairs, pre-padded to the longest prefix, and scores only the word after each prefix. Each
+  batch starts from a zero state (the write-up carried one random batch's state into the next,
+  unrelated batch).
+- ``windows``: each step scores every position of ``batch_size`` contiguous windows, so one step
+  learns from ``batch_size x seq_len`` targets instead of ``batch_size``. With
+  ``window_order="sequential"`` the windows are consecutive chunks of fixed rows and the state
+  is carried (detached) from one chunk to the next.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lstm_core.data import SequentialBatches, prefix_pairs, random_windows, train_val_split
+from lstm_core.model import LSTMLanguageModel, ModelConfig
+from lstm_core.text import PARAGRAPH, tokenize
+from lstm_core.vocab import Vocabulary
+from training.config import TrainConfig
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class Corpus:
+    """The training text turned into ids, split into a training part and a held-out tail."""
+
+    text: str
+    vocab: Vocabulary
+    train_ids: Tensor  # (N_train,)
+    val_ids: Tensor  # (N_val,), possibly empty
+
+    @classmethod
+    def from_text(cls, text: str, config: TrainConfig, vocab: Vocabulary | None = None) -> Corpus:
+        tokens = tokenize(text, config.tokenizer)
+        if len(tokens) < 3:
+            raise ValueError(
+                f"The text has only {len(tokens)} token(s); a language model needs at least a "
+                "few sentences to learn from.")
+        # The vocabulary covers the whole text, held-out tail included, so validation never
+        # meets a word the model has no id for.
+        if vocab is None:
+            vocab = Vocabulary.build(tokens, min_count=config.min_count, scheme=config.tokenizer)
+        ids = vocab.encode(tokens, unknown="unk")
+        train_ids, val_ids = train_val_split(ids, config.val_fraction)
+        return cls(text, vocab, train_ids, val_ids)
+
+    def train_paragraphs(self) -> list[list[int]]:
+        """The training ids cut at paragraph breaks (the seed recipe's unit)."""
+        paragraph_id = self.vocab.token_to_id(PARAGRAPH) if PARAGRAPH in self.vocab else None
+        paragraphs, current = [], []
+        for token_id in self.train_ids.tolist():
+            if token_id == paragraph_id:
+                paragraphs.append(current)
+                current = []
+            else:
+                current.append(token_id)
+        paragraphs.append(current)
+        return [p for p in paragraphs if len(p) >= 2]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
+    return torch.device(name)
+
+
+def model_config_for(config: TrainConfig, vocab_size: int) -> ModelConfig:
+    return ModelConfig(
+        vocab_size=vocab_size, embed_dim=config.embed_dim, hidden_size=config.hidden_size,
+        num_layers=config.num_layers, dropout=config.dropout,
+        tie_weights=config.tie_weights and config.embed_dim == config.hidden_size,
+        backend=config.backend)
+
+
+class Batches:
+    """Endless training batches for a recipe: each call returns (x, targets, carry_state)."""
+
+    def __init__(self, corpus: Corpus, config: TrainConfig, generator: torch.Generator):
+        self.config, self.generator = config, generator
+        if config.recipe == "seed":
+            self.inputs, self.targets = prefix_pairs(corpus.train_paragraphs())
+        elif config.window_order == "sequential":
+            self.chunks = SequentialBatches(corpus.train_ids, config.batch_size, config.seq_len)
+            self._iter = iter(self.chunks)
+        else:
+            self.train_ids = corpus.train_ids
+            # Fail now, with random_windows' clear message, rather than at the first step.
+            random_windows(self.train_ids, 1, config.seq_len, generator=torch.Generator())
+
+    def next(self) -> tuple[Tensor, Tensor, bool]:
+        config = self.config
+        if config.recipe == "seed":
+            rows = torch.randint(0, len(self.targets), (config.batch_size,), generator=self.generator)
+            return self.inputs[rows], self.targets[rows], False
+        if config.window_order == "sequential":
+            try:
+                x, y = next(self._iter)
+                return x, y, True
+            except StopIteration:  # a new pass over the text starts from a zero state
+                self._iter = iter(self.chunks)
+                x, y = next(self._iter)
+                return x, y, False
+        x, y = random_windows(self.train_ids, config.batch_size, config.seq_len, self.generator)
+        return x, y, False
+
+
+@torch.inference_mode()
+def evaluate(model: LSTMLanguageModel, ids: Tensor, seq_len: int, device: torch.device) -> float:
+    """Mean next-token loss over ``ids``, read in order with the state carried throughout."""
+    if len(ids) < 2:
+        return math.nan
+    was_training = model.training
+    model.eval()
+    total, count, state = 0.0, 0, None
+    for x, y in SequentialBatches(ids, batch_size=1, seq_len=max(seq_len, 64)):
+        _, loss, state = model(x.to(device), y.to(device), state)
+        total += loss.item() * y.numel()
+        count += y.numel()
+    model.train(was_training)
+    return total / count
+
+
+class Trainer:
+    """Owns the model, optimizer and schedule for one run; ``run()`` trains to the end."""
+
+    def __init__(self, config: TrainConfig, text: str, checkpoint: dict | None = None):
+        self.config = config
+        self.device = pick_device(config.device)
+        vocab = Vocabulary.from_dict(checkpoint["vocab"]) if checkpoint else None
+        self.corpus = Corpus.from_text(text, config, vocab)
+        torch.manual_seed(config.seed)
+        self.model = LSTMLanguageModel(model_config_for(config, len(self.corpus.vocab))).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
+                                          weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, factor=0.5, patience=max(config.lr_patience - 1, 0))
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.batches = Batches(self.corpus, config, self.generator)
+        self.step = 0
+        self.best_val = math.inf
+        self.evals_since_best = 0
+        self.history: dict[str, float] = {}
+        if checkpoint:
+            self._restore(checkpoint)
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def checkpoint(self) -> dict:
+        """Everything needed to use or resume this run, as tensors and builtins only."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model_config": self.model.config.to_dict(),
+            "train_config": self.config.to_dict(),
+            "vocab": self.corpus.vocab.to_dict(),
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": {k: v for k, v in self.scheduler.state_dict().items()
+                          if isinstance(v, (int, float, str, list, type(None)))},
+            "generator": self.generator.get_state(),
+            "step": self.step,
+            "best_val": self.best_val,
+            "evals_since_best": self.evals_since_best,
+            "metrics": dict(self.history),
+        }
+
+    def _restore(self, checkpoint: dict) -> None:
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.generator.set_state(checkpoint["generator"])
+        self.step = checkpoint["step"]
+        self.best_val = checkpoint["best_val"]
+        self.evals_since_best = checkpoint["evals_since_best"]
+        self.history = dict(checkpoint["metrics"])
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def train_step(self, state):
+        x, y, carry = self.batches.next()
+        x, y = x.to(self.device), y.to(self.device)
+        if not carry:
+            state = None
+        _, loss, state = self.model(x, y, state)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.config.grad_clip if self.config.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.optimizer.step()
+        # Keep the values, drop the graph: the next chunk continues from here without
+        # backpropagating into this one.
+        state = tuple(s.detach() for s in state)
+        return loss.item(), grad_norm.item(), y.numel(), state
+
+    def run(
+        self,
+        on_log: Callable[[int, dict[str, float]], None] = lambda step, metrics: None,
+        on_checkpoint: Callable[[str, dict], None] = lambda name, checkpoint: None,
+        on_step: Callable[[int, float], None] = lambda step, loss: None,
+    ) -> dict[str, float]:
+        """Train until ``config.steps`` (or early stopping). Returns the last logged metrics.
+
+        on_log(step, metrics) is called every eval_interval steps and at the end;
+        on_checkpoint("last" | "best", checkpoint) after each log; on_step(step, loss) every step.
+        """
+        self.model.train()
+        state, losses, norms, tokens, started = None, [], [], 0, time.perf_counter()
+        while self.step < self.config.steps:
+            loss, grad_norm, n_tokens, state = self.train_step(state)
+            self.step += 1
+            losses.append(loss)
+            norms.append(grad_norm)
+            tokens += n_tokens
+            on_step(self.step, loss)
+            if self.step % self.config.eval_interval == 0 or self.step == self.config.steps:
+                elapsed = time.perf_counter() - started
+                stop = self._log(losses, norms, tokens / max(elapsed, 1e-9), on_log, on_checkpoint)
+                losses, norms, tokens, started = [], [], 0, time.perf_counter()
+                if stop:
+                    break
+        return dict(self.history)
+
+    def _log(self, losses, norms, tokens_per_sec, on_log, on_checkpoint) -> bool:
+        """Validate, log, checkpoint; returns True when early stopping says to stop."""
+        val_loss = evaluate(self.model, self.corpus.val_ids, self.config.seq_len, self.device)
+        metrics = {
+            "train_loss": sum(losses) / len(losses),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "grad_norm": sum(norms) / len(norms),
+            "tokens_per_sec": tokens_per_sec,
+        }
+        improved = False
+        if not math.isnan(val_loss):
+            metrics["val_loss"] = val_loss
+            metrics["val_perplexity"] = math.exp(min(val_loss, 50.0))
+            improved = val_loss < self.best_val
+            if improved:
+                self.best_val, self.evals_since_best = val_loss, 0
+            else:
+                self.evals_since_best += 1
+            if self.config.lr_patience > 0:
+                self.scheduler.step(val_loss)
+        self.history = metrics
+        on_log(self.step, metrics)
+        checkpoint = self.checkpoint()
+        on_checkpoint("last", checkpoint)
+        if improved or math.isnan(val_loss):
+            on_checkpoint("best", checkpoint)
+        patience = self.config.early_stop_patience
+        return patience > 0 and self.evals_since_best >= patience
