@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from lstm_core.text import tokenize
-from lstm_core.vocab import PAD_ID, UNK_ID, Vocabulary
+from lstm_core.vocab import PAD_ID, UNK_ID, UnknownWordsError, Vocabulary
 
 MAX_NEW_TOKENS = 10_000  # a bound on one request; longer texts are better made in pieces
 
@@ -46,7 +46,11 @@ def encode_prompt(text: str, vocab: Vocabulary) -> list[int]:
     tokens = [t for t in tokens if t != ""]
     if not tokens:
         raise ValueError("The prompt is empty: type at least one word from the training text.")
-    return vocab.encode(tokens, unknown="error")
+    unknown = vocab.unknown_words(tokens)
+    if unknown:
+        # Name every unknown word: the write-up silently dropped them.
+        raise UnknownWordsError(unknown, hint="the model only knows words from its training text")
+    return vocab.encode(tokens)
 
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:

@@ -29,15 +29,14 @@ _MAX_LISTED = 10  # unknown words named in an error message
 class UnknownWordsError(ValueError):
     """Some tokens are not in the vocabulary; ``.words`` lists them in order of appearance."""
 
-    def __init__(self, words: list[str]):
+    def __init__(self, words: list[str], hint: str = "use unknown='unk' to map unknown words to <unk>"):
         self.words = words
         shown = ", ".join(repr(w) for w in words[:_MAX_LISTED])
         if len(words) > _MAX_LISTED:
             shown += f" and {len(words) - _MAX_LISTED} more"
         noun = "word is" if len(words) == 1 else "words are"
         super().__init__(
-            f"{len(words)} {noun} not in the vocabulary: {shown} "
-            "(use unknown='unk' to map unknown words to <unk>)"
+            f"{len(words)} {noun} not in the vocabulary: {shown} ({hint})"
         )
 
 

@@ -1,0 +1,233 @@
+"""The run registry: the one module that knows where MLflow keeps runs and how to load them.
+
+The project store is ``mlruns/mlflow.db`` (SQLite: runs, params, metrics) with each run's
+files in ``mlruns/artifacts/<run_id>/artifacts/``. MLflow records artifact locations as
+absolute paths, so a store cloned or copied to another folder would point back at the old one.
+``open_store()`` notices that and rewrites the recorded locations to the store's current
+folder, so every run still loads and new runs land inside the clone.
+
+``MLFLOW_TRACKING_URI`` overrides the project store (another SQLite file, or a tracking server).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pandas as pd
+import torch
+
+from lstm_core.model import LSTMLanguageModel, ModelConfig
+from lstm_core.text import tokenize
+from lstm_core.vocab import Vocabulary
+from training.config import PROJECT_ROOT, TrainConfig
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+import mlflow  # noqa: E402  (after the environment settings above, which it reads on import)
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+EXPERIMENT = "lstm-language-model"
+PROJECT_STORE = PROJECT_ROOT / "mlruns" / "mlflow.db"
+MODEL_FILE = "model.pt"  # best-validation weights: what the app and the sampling CLI load
+LAST_FILE = "last.pt"  # the latest step with optimizer state: what --resume continues from
+SOURCE_FILE = "source.txt"  # the exact training text, to measure memorization against
+RUN_COLUMNS = ["run_id", "name", "recipe", "backend", "corpus", "steps", "train_loss", "val_loss",
+               "val_perplexity", "extractable_memorization", "sample_copied_4gram_fraction",
+               "sample_longest_copied_span", "duration_s", "status", "start_time"]
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_STORE}"
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite:/// URI, or None for other stores."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def _artifact_root(uri: str) -> str | None:
+    """Where a SQLite store keeps artifacts: an ``artifacts`` folder beside the database."""
+    db = _sqlite_path(uri)
+    return (db.resolve().parent / "artifacts").as_uri() if db else None
+
+
+def _relocate(db: Path, root: str) -> None:
+    """Point the recorded artifact locations of a moved store at its current folder."""
+    if not db.exists():
+        return
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT artifact_location FROM experiments WHERE name = ?",
+                           (EXPERIMENT,)).fetchone()
+        if row is None or row[0] == root:
+            return
+        old = row[0]
+        conn.execute("UPDATE experiments SET artifact_location = ? WHERE name = ?", (root, EXPERIMENT))
+        conn.execute("UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
+                     "WHERE artifact_uri LIKE ? || '%'", (root, len(old) + 1, old))
+
+
+def open_store() -> str:
+    """Point MLflow at the store and make sure the experiment exists; returns its id."""
+    uri = tracking_uri()
+    root = _artifact_root(uri)
+    if root is not None:
+        _sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
+        _relocate(_sqlite_path(uri), root)
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return mlflow.create_experiment(EXPERIMENT, artifact_location=root)
+    return experiment.experiment_id
+
+
+# ----------------------------------------------------------------------------------------------
+# Artifacts
+
+
+def local_artifact_dir(run_id: str) -> Path | None:
+    """The run's artifact folder when it is on this machine's disk, else None."""
+    uri = MlflowClient().get_run(run_id).info.artifact_uri
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return Path(unquote(parsed.path))
+    return None
+
+
+def save_artifact_file(run_id: str, name: str, write) -> None:
+    """Write an artifact atomically: ``write(path)`` fills a temporary file that is then renamed.
+
+    A process killed mid-write leaves the previous version intact, never half a file.
+    """
+    folder = local_artifact_dir(run_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp) / name
+        write(tmp_path)
+        if folder is None:  # a remote store: upload through MLflow
+            mlflow.log_artifact(str(tmp_path), run_id=run_id)
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{name}.partial"
+        os.replace(tmp_path, partial) if tmp_path.stat().st_dev == folder.stat().st_dev \
+            else partial.write_bytes(tmp_path.read_bytes())
+        os.replace(partial, folder / name)
+
+
+def artifact_path(run_id: str, name: str) -> Path:
+    """A local path to one of a run's artifacts (downloaded first from a remote store)."""
+    folder = local_artifact_dir(run_id)
+    if folder is None:
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name))
+    return folder / name
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load a checkpoint safely: plain tensors and builtins only, never arbitrary objects."""
+    if not path.exists():
+        raise ValueError(f"Checkpoint {path.name} is missing (were the run's artifacts deleted?)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or hostile files
+        raise ValueError(f"Checkpoint {path.name} cannot be loaded safely: it is truncated, "
+                         f"corrupt or holds objects other than tensors ({type(err).__name__})") from None
+    if not isinstance(checkpoint, dict) or not {"model_config", "state_dict", "vocab"} <= checkpoint.keys():
+        raise ValueError(f"Checkpoint {path.name} is not a checkpoint of this project")
+    return checkpoint
+
+
+def model_from_checkpoint(checkpoint: dict) -> tuple[LSTMLanguageModel, Vocabulary]:
+    model = LSTMLanguageModel(ModelConfig(**checkpoint["model_config"]))
+    model.load_state_dict(checkpoint["state_dict"])
+    model.eval()
+    return model, Vocabulary.from_dict(checkpoint["vocab"])
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading runs
+
+
+@dataclass
+class LoadedRun:
+    """A logged run, ready to generate: model, vocabulary and the text it was trained on."""
+
+    run_id: str
+    name: str
+    model: LSTMLanguageModel
+    vocab: Vocabulary
+    config: TrainConfig
+    source_text: str
+    source_tokens: list[str]
+    step: int
+
+
+def get_run(run_id: str):
+    open_store()
+    try:
+        return MlflowClient().get_run(run_id)
+    except Exception:  # MLflow raises MlflowException (or others for malformed ids)
+        raise ValueError(f"There is no run with id {run_id!r} in the store {tracking_uri()}") from None
+
+
+@lru_cache(maxsize=8)
+def load_run(run_id: str) -> LoadedRun:
+    """Load a run's best checkpoint and source text. Cached: the app calls this per request."""
+    run = get_run(run_id)
+    checkpoint = load_checkpoint(artifact_path(run_id, MODEL_FILE))
+    model, vocab = model_from_checkpoint(checkpoint)
+    source = artifact_path(run_id, SOURCE_FILE)
+    if not source.exists():
+        raise ValueError(f"Run {run_id} has no {SOURCE_FILE} artifact (were its artifacts deleted?)")
+    text = source.read_text(encoding="utf-8")
+    config = TrainConfig.from_dict(checkpoint["train_config"])
+    return LoadedRun(run_id, run.info.run_name, model, vocab, config, text,
+                     tokenize(text, vocab.scheme), checkpoint.get("step", 0))
+
+
+def list_runs() -> pd.DataFrame:
+    """All runs of the experiment, newest first, one row each with the figures people compare."""
+    experiment_id = open_store()
+    runs = mlflow.search_runs(experiment_ids=[experiment_id], order_by=["start_time DESC"])
+    if runs.empty:
+        return pd.DataFrame(columns=RUN_COLUMNS)
+
+    def column(name, default=math.nan):
+        return runs[name] if name in runs else pd.Series([default] * len(runs), index=runs.index)
+
+    table = pd.DataFrame({
+        "run_id": runs["run_id"],
+        "name": column("tags.mlflow.runName", ""),
+        "recipe": column("params.recipe", ""),
+        "backend": column("params.backend", ""),
+        "corpus": column("tags.corpus_name", ""),
+        "steps": column("metrics.step", math.nan),
+        "train_loss": column("metrics.train_loss"),
+        "val_loss": column("metrics.val_loss"),
+        "val_perplexity": column("metrics.val_perplexity"),
+        "extractable_memorization": column("metrics.extractable_memorization"),
+        "sample_copied_4gram_fraction": column("metrics.sample_copied_4gram_fraction"),
+        "sample_longest_copied_span": column("metrics.sample_longest_copied_span"),
+        "duration_s": (column("end_time", pd.NaT) - runs["start_time"]).dt.total_seconds(),
+        "status": runs["status"],
+        "start_time": runs["start_time"],
+    })
+    return table.reset_index(drop=True)
+
+
+def metric_history(run_id: str, keys=("train_loss", "val_loss")) -> pd.DataFrame:
+    """Long-format metric history: columns step, value, metric (one row per logged point)."""
+    open_store()
+    client = MlflowClient()
+    rows = [{"step": m.step, "value": m.value, "metric": key}
+            for key in keys for m in client.get_metric_history(run_id, key)]
+    return pd.DataFrame(rows, columns=["step", "value", "metric"]).sort_values(["metric", "step"])
