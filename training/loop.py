@@ -170,6 +170,7 @@ class Trainer:
             "scheduler": {k: v for k, v in self.scheduler.state_dict().items()
                           if isinstance(v, (int, float, str, list, type(None)))},
             "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),  # dropout masks draw from the global generator
             "step": self.step,
             "best_val": self.best_val,
             "evals_since_best": self.evals_since_best,
@@ -181,6 +182,7 @@ class Trainer:
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.generator.set_state(checkpoint["generator"])
+        torch.set_rng_state(checkpoint["torch_rng"])
         self.step = checkpoint["step"]
         self.best_val = checkpoint["best_val"]
         self.evals_since_best = checkpoint["evals_since_best"]

@@ -1,0 +1,195 @@
+"""Training runs land in MLflow complete, load back, resume, survive Ctrl-C and a moved store."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from conftest import PROJECT_CORPUS, ROOT
+from lstm_core.generate import SamplingConfig, encode_prompt, generate_ids
+from training import registry
+from training.config import TrainConfig
+from training.tracking import train_run
+
+QUIET = dict(on_log=lambda line: None)
+
+
+def small_config(**overrides) -> TrainConfig:
+    values = dict(steps=20, eval_interval=10, embed_dim=16, hidden_size=16, batch_size=8, seq_len=16)
+    values.update(overrides)
+    return TrainConfig.for_recipe(values.pop("recipe", "windows"), **values)
+
+
+def run_cli(args, env_uri, **kwargs):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": env_uri}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300, **kwargs)
+
+
+def test_run_logs_params_metrics_tags_and_artifacts(temp_store):
+    run_id = train_run(small_config(), run_name="unit", **QUIET)
+    run = MlflowClient().get_run(run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "unit"
+    params = run.data.params
+    assert params["recipe"] == "windows" and params["lr"] == "0.005"
+    assert params["model.hidden_size"] == "16" and int(params["vocab_size"]) > 100
+    history = MlflowClient().get_metric_history(run_id, "train_loss")
+    assert [m.step for m in history] == [10, 20]
+    for key in ("val_loss", "val_perplexity", "lr", "grad_norm", "tokens_per_sec",
+                "extractable_memorization", "sample_copied_4gram_fraction"):
+        assert key in run.data.metrics, key
+    text = PROJECT_CORPUS.read_text(encoding="utf-8")
+    assert run.data.tags["corpus_sha256"] == registry.sha256_text(text)
+    assert run.data.tags["corpus_name"] == "lighthouse_keeper.txt"
+    assert run.data.tags["backend"] == "scratch"
+    folder = registry.local_artifact_dir(run_id)
+    assert str(folder).startswith(str(temp_store))  # artifacts live inside the store folder
+    names = {p.name for p in folder.iterdir()}
+    assert {"model.pt", "last.pt", "source.txt", "config.json", "vocab.json"} <= names
+    assert (folder / "source.txt").read_text(encoding="utf-8") == text
+    checkpoint = torch.load(folder / "last.pt", weights_only=True)
+    assert checkpoint["step"] == 20 and checkpoint["train_config"]["steps"] == 20
+    assert "optimizer" in checkpoint and "optimizer" not in torch.load(folder / "model.pt", weights_only=True)
+    assert json.loads((folder / "config.json").read_text())["model.embed_dim"] == 16
+
+
+def test_run_loads_back_and_generates(temp_store):
+    run_id = train_run(small_config(), **QUIET)
+    loaded = registry.load_run(run_id)
+    assert loaded.step == 20 and loaded.vocab.scheme == "words"
+    ids = generate_ids(loaded.model, encode_prompt("the lamp", loaded.vocab),
+                       SamplingConfig(max_new_tokens=10))
+    assert len(ids) == 12
+    table = registry.list_runs()
+    assert list(table["run_id"]) == [run_id] and table.loc[0, "steps"] == 20
+    curves = registry.metric_history(run_id)
+    assert set(curves["metric"]) == {"train_loss", "val_loss"} and len(curves) == 4
+
+
+def test_resume_continues_the_same_trajectory(temp_store):
+    straight = train_run(small_config(steps=40), **QUIET)
+    first = train_run(small_config(steps=20), **QUIET)
+    resumed = train_run(resume=first, steps=40, **QUIET)
+    assert resumed == first
+    client = MlflowClient()
+    steps = [m.step for m in client.get_metric_history(first, "train_loss")]
+    assert steps == [10, 20, 30, 40]
+    assert client.get_run(first).info.status == "FINISHED"
+    # Model, optimizer, sampler and dropout RNG are all restored, so the resumed run follows
+    # the uninterrupted one exactly.
+    a = [m.value for m in client.get_metric_history(straight, "train_loss")]
+    b = [m.value for m in client.get_metric_history(first, "train_loss")]
+    assert b == pytest.approx(a, rel=1e-5)
+    with pytest.raises(ValueError, match="already reached step 40"):
+        train_run(resume=first, **QUIET)
+
+
+def test_ctrl_c_leaves_a_killed_run_with_a_loadable_checkpoint(temp_store):
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training", "--steps", "100000", "--eval-interval", "5",
+         "--hidden-size", "16", "--embed-dim", "16", "--batch-size", "4"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        for line in proc.stdout:  # wait for two log lines: checkpoints exist by then
+            if line.startswith("step 10/"):
+                break
+            assert time.time() < deadline, "training never logged"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "KILLED" in stderr
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    table = registry.list_runs()
+    assert list(table["status"]) == ["KILLED"]
+    run_id = table.loc[0, "run_id"]
+    checkpoint = registry.load_checkpoint(registry.artifact_path(run_id, registry.LAST_FILE))
+    assert checkpoint["step"] >= 10
+    registry.load_run(run_id)  # the best-so-far model is usable too
+
+
+def test_a_moved_store_still_loads_and_new_runs_land_inside_it(tmp_path, monkeypatch):
+    old = tmp_path / "old" / "mlruns"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{old / 'mlflow.db'}")
+    run_id = train_run(small_config(steps=10), **QUIET)
+    new = tmp_path / "clone" / "elsewhere" / "mlruns"
+    shutil.copytree(old, new)
+    shutil.rmtree(old)
+    registry.load_run.cache_clear()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{new / 'mlflow.db'}")
+    loaded = registry.load_run(run_id)
+    assert loaded.source_text.startswith(PROJECT_CORPUS.read_text(encoding="utf-8")[:50])
+    assert str(registry.local_artifact_dir(run_id)).startswith(str(new))
+    second = train_run(small_config(steps=10), **QUIET)
+    assert str(registry.local_artifact_dir(second)).startswith(str(new))
+    assert len(registry.list_runs()) == 2
+
+
+def test_missing_and_corrupt_artifacts_give_clear_errors(temp_store):
+    run_id = train_run(small_config(steps=10), **QUIET)
+    folder = registry.local_artifact_dir(run_id)
+    with pytest.raises(ValueError, match="no run with id"):
+        registry.load_run("0123456789abcdef0123456789abcdef")
+    (folder / "model.pt").write_bytes((folder / "model.pt").read_bytes()[:100])  # truncated
+    registry.load_run.cache_clear()
+    with pytest.raises(ValueError, match="truncated, corrupt"):
+        registry.load_run(run_id)
+    (folder / "model.pt").unlink()
+    with pytest.raises(ValueError, match="missing"):
+        registry.load_run(run_id)
+
+
+def test_a_pickled_object_in_a_checkpoint_is_refused(tmp_path):
+    class Sneaky:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"model_config": {}, "state_dict": {}, "vocab": Sneaky()}, path)
+    with pytest.raises(ValueError, match="cannot be loaded safely"):
+        registry.load_checkpoint(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_cli_prints_run_id_last_and_generate_json(temp_store):
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    result = run_cli(["-m", "training", "--corpus", str(PROJECT_CORPUS), "--steps", "6",
+                      "--eval-interval", "3", "--hidden-size", "16", "--embed-dim", "16",
+                      "--recipe", "windows", "--seed", "3", "--backend", "torch"], uri)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("step 3/6 | train_loss")
+    assert lines[-1].startswith("run_id=")
+    run_id = lines[-1].removeprefix("run_id=")
+    out = run_cli(["-m", "training.generate", "--run", run_id, "--prompt", "the lamp",
+                   "--length", "8", "--json"], uri)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert {"text", "tokens", "novelty", "copied_4gram_fraction", "longest_copied_span"} <= report.keys()
+    assert report["tokens"][:2] == ["the", "lamp"] and len(report["tokens"]) == 10
+    assert set(report["novelty"]) == {str(n) for n in range(1, 9)}
+    bad = run_cli(["-m", "training.generate", "--run", run_id, "--prompt", "the zorblax"], uri)
+    assert bad.returncode == 2 and "zorblax" in bad.stderr
+    missing = run_cli(["-m", "training", "--corpus", "no/such/file.txt", "--steps", "2"], uri)
+    assert missing.returncode == 2 and "error:" in missing.stderr
+
+
+def test_cli_help_lists_every_config_field():
+    result = subprocess.run([sys.executable, "-m", "training", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for flag in ("--corpus", "--recipe", "--steps", "--seed", "--backend", "--dropout", "--resume"):
+        assert flag in result.stdout
