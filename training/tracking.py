@@ -82,7 +82,7 @@ def train_run(
     experiment_id = registry.open_store()
     checkpoint = None
     if resume:
-        run = registry.get_run(resume)
+        registry.get_run(resume)  # a clear error for an unknown id
         checkpoint = registry.load_checkpoint(registry.artifact_path(resume, registry.LAST_FILE))
         config = TrainConfig.from_dict(checkpoint["train_config"])
         if steps is not None:
