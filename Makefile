@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh machine:
+#   make app    set up, then start the Gradio app (training a small default model first
+#               only if the MLflow store has no runs)
+#   make test   set up (Python packages and Debian's Chromium for the browser test), then run
+#               ruff and the whole test suite
+# Also: make ui (MLflow UI on the project store), make bench (the benchmark tables).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MLFLOW_PORT ?= 5000
+
+.PHONY: app test ui bench chromium
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+app: $(STAMP)
+	$(PY) app.py
+
+# The browser test drives Debian's Chromium; Playwright never downloads a browser of its own.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+test: $(STAMP) chromium
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+ui: $(STAMP)
+	$(PY) -c "from training.registry import open_store; open_store()"
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+bench: $(STAMP)
+	$(PY) -m bench.core --markdown
