@@ -3,9 +3,12 @@
 Shapes used in comments: B = batch, T = time steps, E = embedding size, H = hidden size,
 V = vocabulary size, L = number of LSTM layers.
 
-The recurrence has two interchangeable backends holding the *same* parameters:
+The recurrence has three interchangeable backends holding the *same* parameters:
 
-- ``scratch``: the cell below, the LSTM equations in plain tensor code (the lesson);
+- ``autograd``: ``lstm_layer`` below, the LSTM equations in plain tensor code, differentiated by
+  autograd (the lesson, and the reference the tests compare everything against);
+- ``scratch`` (the default): the same equations with the backward pass written by hand
+  (lstm_core/bptt.py), which saves only what the chain rule needs and runs faster on a CPU;
 - ``torch``: the same weights handed to PyTorch's fused ``nn.LSTM`` kernel (the yardstick).
 
 Everything else (embedding, dropout, output projection, loss) is shared, so switching backends
@@ -20,7 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-BACKENDS = ("scratch", "torch")
+from lstm_core.bptt import lstm_layer_bptt
+
+BACKENDS = ("scratch", "autograd", "torch")
 
 # An LSTM state is the pair (h, c), each of shape (L, B, H), the layout nn.LSTM uses.
 State = tuple[Tensor, Tensor]
@@ -34,7 +39,7 @@ class ModelConfig:
     num_layers: int = 1  # stacked LSTM layers; layer l+1 reads layer l's h
     dropout: float = 0.0  # dropout on embeddings, between layers and before the output layer
     tie_weights: bool = False  # share the embedding matrix with the output layer (needs E == H)
-    backend: str = "scratch"  # "scratch" (our cell) or "torch" (nn.LSTM's fused kernel)
+    backend: str = "scratch"  # "scratch" (hand-written backward), "autograd" or "torch" (nn.LSTM)
 
     def __post_init__(self) -> None:
         if self.vocab_size < 3:
@@ -153,7 +158,7 @@ class LSTMLanguageModel(nn.Module):
         return self.embedding if self.out_weight is None else self.out_weight
 
     def set_backend(self, backend: str) -> None:
-        """Switch the recurrence between "scratch" and "torch"; the parameters stay the same."""
+        """Switch the recurrence between backends; the parameters stay the same."""
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.config.backend = backend
@@ -203,8 +208,10 @@ class LSTMLanguageModel(nn.Module):
         final_h, final_c = [], []
         for layer in range(self.config.num_layers):
             h0, c0 = state[0][layer], state[1][layer]  # (B, H)
-            if self.config.backend == "scratch" or record is not None:
+            if self.config.backend == "autograd" or record is not None:
                 x, h, c = lstm_layer(x, h0, c0, *self.layer_weights(layer), record=record)
+            elif self.config.backend == "scratch":
+                x, h, c = lstm_layer_bptt(x, h0, c0, *self.layer_weights(layer))
             else:
                 x, h, c = self._torch_layer(layer, x, h0, c0)
             if layer < self.config.num_layers - 1:

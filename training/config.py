@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from lstm_core.model import BACKENDS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = PROJECT_ROOT / "corpus" / "lighthouse_keeper.txt"
 RECIPES = ("seed", "windows")
@@ -35,7 +37,7 @@ class TrainConfig:
     lr_patience: int = 3  # halve the learning rate after this many evals without a new best (0 = never)
     early_stop_patience: int = 0  # stop after this many evals without a new best (0 = never)
     min_count: int = 1  # words seen fewer times become <unk>
-    backend: str = "scratch"  # "scratch" (our cell) or "torch" (nn.LSTM's fused kernel)
+    backend: str = "scratch"  # "scratch" (hand-written backward), "autograd" (the readable cell) or "torch" (nn.LSTM)
     device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when available)
     seed: int = 1337  # seeds weight init and batch sampling
     memorization_prefix: int = 8  # k: tokens of source given to test extractable memorization
@@ -101,7 +103,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 _CHOICES = {"recipe": RECIPES, "tokenizer": ("seed", "words"), "window_order": ("random", "sequential"),
-            "backend": ("scratch", "torch"), "device": ("cpu", "cuda", "auto")}
+            "backend": BACKENDS, "device": ("cpu", "cuda", "auto")}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

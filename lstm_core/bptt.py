@@ -1,0 +1,84 @@
+"""The same LSTM layer with its backward pass written by hand (backpropagation through time).
+
+``lstm_layer`` in model.py lets autograd record every small operation of every step and replay
+them backwards. That is easy to read but slow on a CPU: dozens of tiny kernels and saved
+tensors per step. Here the forward pass saves only the four gate activations and the cell
+state of each step, and the backward pass applies the chain rule to the LSTM equations
+directly, one step at a time from the end:
+
+    forward:  z = x_t W_ih^T + b + h W_hh^T       i, f, o = sigmoid(z_i, z_f, z_o); g = tanh(z_g)
+              c_t = f * c_{t-1} + i * g           h_t = o * tanh(c_t)
+    backward: dc  = dc_{t+1} + dh * o * (1 - tanh(c_t)^2)
+              do  = dh * tanh(c_t)                 di = dc * g       dg = dc * i
+              df  = dc * c_{t-1}                   dc_t-1 = dc * f
+              dz  = [di * i(1-i), df * f(1-f), dg * (1-g^2), do * o(1-o)]
+              dh_{t-1} = dz W_hh                   dW_hh = sum_t dz_t^T h_{t-1}
+
+The input projection ``x W_ih^T + b`` for all steps stays outside (one matmul, differentiated
+by autograd); this function covers only the recurrence. tests/test_model.py checks it against
+``lstm_layer`` and torch.nn.LSTM.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class LSTMRecurrence(torch.autograd.Function):
+    """(x_gates (B, T, 4H), h0 (B, H), c0 (B, H), weight_hh (4H, H)) -> (hs (B, T, H), h, c)."""
+
+    @staticmethod
+    def forward(ctx, x_gates: Tensor, h0: Tensor, c0: Tensor, weight_hh: Tensor):
+        B, T, H4 = x_gates.shape
+        H = H4 // 4
+        # Time-major buffers: gates[t] is a contiguous (B, 4H) block that each step fills in place.
+        gates = x_gates.transpose(0, 1).contiguous()  # (T, B, 4H), pre-activations for now
+        cells = x_gates.new_empty(T, B, H)  # c_t for every step
+        hs = x_gates.new_empty(T, B, H)  # h_t for every step
+        h, c = h0, c0
+        weight_hh_t = weight_hh.t()
+        for t in range(T):
+            z = gates[t]
+            z.addmm_(h, weight_hh_t)  # z = x_t W_ih^T + b + h W_hh^T
+            z[:, : 2 * H].sigmoid_()  # input and forget gates
+            z[:, 2 * H : 3 * H].tanh_()  # candidate
+            z[:, 3 * H :].sigmoid_()  # output gate
+            i, f, g, o = z.chunk(4, dim=1)
+            c = torch.addcmul(f * c, i, g, out=cells[t])  # c_t = f * c_{t-1} + i * g
+            h = torch.mul(o, torch.tanh(c), out=hs[t])  # h_t = o * tanh(c_t)
+        ctx.save_for_backward(gates, cells, hs, h0, c0, weight_hh)
+        return hs.transpose(0, 1), h.clone(), c.clone()
+
+    @staticmethod
+    def backward(ctx, grad_hs: Tensor, grad_h: Tensor, grad_c: Tensor):
+        gates, cells, hs, h0, c0, weight_hh = ctx.saved_tensors
+        T, B, H = cells.shape
+        grad_hs = grad_hs.transpose(0, 1) if grad_hs is not None else torch.zeros_like(hs)
+        dz_all = torch.empty_like(gates)  # (T, B, 4H): gradient of each step's pre-activations
+        dh = grad_h.clone() if grad_h is not None else torch.zeros_like(h0)
+        dc = grad_c.clone() if grad_c is not None else torch.zeros_like(c0)
+        for t in range(T - 1, -1, -1):
+            i, f, g, o = gates[t].chunk(4, dim=1)
+            c_prev = cells[t - 1] if t > 0 else c0
+            tanh_c = torch.tanh(cells[t])
+            dh = dh + grad_hs[t]  # from the output at t and from step t+1
+            dc = dc + dh * o * (1 - tanh_c * tanh_c)
+            di, df, dg, do = dz_all[t].chunk(4, dim=1)
+            torch.mul(dc * g, i * (1 - i), out=di)
+            torch.mul(dc * c_prev, f * (1 - f), out=df)
+            torch.mul(dc * i, 1 - g * g, out=dg)
+            torch.mul(dh * tanh_c, o * (1 - o), out=do)
+            dc = dc * f  # to c_{t-1}
+            dh = dz_all[t] @ weight_hh  # to h_{t-1}
+        # All steps' weight gradients at once: sum_t dz_t^T h_{t-1}.
+        h_prev = torch.cat([h0.unsqueeze(0), hs[:-1]])  # (T, B, H)
+        grad_weight_hh = dz_all.reshape(T * B, -1).t() @ h_prev.reshape(T * B, H)
+        return dz_all.transpose(0, 1), dh, dc, grad_weight_hh
+
+
+def lstm_layer_bptt(x: Tensor, h: Tensor, c: Tensor, weight_ih: Tensor, weight_hh: Tensor,
+                    bias: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Drop-in replacement for model.lstm_layer with the hand-written backward."""
+    x_gates = x @ weight_ih.T + bias  # (B, T, 4H), differentiated by autograd
+    return LSTMRecurrence.apply(x_gates, h, c, weight_hh)
