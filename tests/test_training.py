@@ -12,9 +12,9 @@ import time
 
 import pytest
 import torch
-from conftest import PROJECT_CORPUS, ROOT
 from mlflow.tracking import MlflowClient
 
+from conftest import PROJECT_CORPUS, ROOT
 from lstm_core.generate import SamplingConfig, encode_prompt, generate_ids
 from training import registry
 from training.config import TrainConfig

@@ -6,6 +6,7 @@ Prints one line per log interval and, last, ``run_id=<id>``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from tqdm import tqdm
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         config = None if args.resume else config_from_args(args)
         total = args.steps if args.resume else config.steps
         with tqdm(total=total, desc="training", unit="step", file=sys.stderr,
-                  dynamic_ncols=True, mininterval=0.5) as bar:
+                  dynamic_ncols=True, mininterval=0.5,
+                  disable=os.environ.get("RANK", "0") != "0") as bar:
             def on_step(step, steps, loss):
                 bar.total = steps
                 bar.n = step
@@ -52,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"run_id={run_id}")
+    if run_id:  # under torchrun only rank 0 has one
+        print(f"run_id={run_id}")
     return 0
 
 

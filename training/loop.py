@@ -27,6 +27,7 @@ from lstm_core.model import LSTMLanguageModel, ModelConfig
 from lstm_core.text import PARAGRAPH, tokenize
 from lstm_core.vocab import Vocabulary
 from training.config import TrainConfig
+from training.distributed import World, init_world, wrap
 
 CHECKPOINT_FORMAT = 1
 
@@ -86,10 +87,18 @@ def model_config_for(config: TrainConfig, vocab_size: int) -> ModelConfig:
 
 
 class Batches:
-    """Endless training batches for a recipe: each call returns (x, targets, carry_state)."""
+    """Endless training batches for a recipe: each call returns (x, targets, carry_state).
 
-    def __init__(self, corpus: Corpus, config: TrainConfig, generator: torch.Generator):
-        self.config, self.generator = config, generator
+    Under data parallelism every rank draws the same global batch and keeps its own rows.
+    """
+
+    def __init__(self, corpus: Corpus, config: TrainConfig, generator: torch.Generator,
+                 world: World | None = None):
+        world = world or World()
+        self.config, self.generator, self.world = config, generator, world
+        if config.batch_size % world.size:
+            raise ValueError(f"batch_size {config.batch_size} must divide evenly among "
+                             f"{world.size} processes")
         if config.recipe == "seed":
             self.inputs, self.targets = prefix_pairs(corpus.train_paragraphs())
         elif config.window_order == "sequential":
@@ -101,6 +110,10 @@ class Batches:
             random_windows(self.train_ids, 1, config.seq_len, generator=torch.Generator())
 
     def next(self) -> tuple[Tensor, Tensor, bool]:
+        x, y, carry = self._next_global()
+        return self.world.shard(x), self.world.shard(y), carry
+
+    def _next_global(self) -> tuple[Tensor, Tensor, bool]:
         config = self.config
         if config.recipe == "seed":
             rows = torch.randint(0, len(self.targets), (config.batch_size,), generator=self.generator)
@@ -139,6 +152,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, text: str, checkpoint: dict | None = None):
         self.config = config
         self.device = pick_device(config.device)
+        self.world = init_world(self.device)
         vocab = Vocabulary.from_dict(checkpoint["vocab"]) if checkpoint else None
         self.corpus = Corpus.from_text(text, config, vocab)
         torch.manual_seed(config.seed)
@@ -148,7 +162,8 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, factor=0.5, patience=max(config.lr_patience - 1, 0))
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.batches = Batches(self.corpus, config, self.generator)
+        self.batches = Batches(self.corpus, config, self.generator, self.world)
+        self.train_model = wrap(self.model, self.world)  # DDP when there are several processes
         self.step = 0
         self.best_val = math.inf
         self.evals_since_best = 0
@@ -195,7 +210,7 @@ class Trainer:
         x, y = x.to(self.device), y.to(self.device)
         if not carry:
             state = None
-        _, loss, state = self.model(x, y, state)
+        _, loss, state = self.train_model(x, y, state)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip = self.config.grad_clip if self.config.grad_clip > 0 else math.inf
@@ -204,7 +219,7 @@ class Trainer:
         # Keep the values, drop the graph: the next chunk continues from here without
         # backpropagating into this one.
         state = tuple(s.detach() for s in state)
-        return loss.item(), grad_norm.item(), y.numel(), state
+        return self.world.mean(loss.item()), grad_norm.item(), y.numel() * self.world.size, state
 
     def run(
         self,

@@ -8,6 +8,7 @@ the same step axis with its optimizer state restored.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,13 +74,15 @@ def train_run(
     on_step: Callable[[int, int, float], None] | None = None,
     on_log: Callable[[str], None] = print,
 ) -> str:
-    """Train (or resume) one run into the MLflow store and return its run id.
+    """Train (or resume) one run into the MLflow store and return its run id ("" on ranks > 0).
 
     text/corpus_name let a caller (the app) pass an uploaded text instead of config.corpus.
     on_step(step, total, loss) is called every step (for progress bars); on_log(line) once per
     log interval with the same numbers that go to MLflow.
     """
-    experiment_id = registry.open_store()
+    # Under torchrun only rank 0 creates or changes the store; the others at most read from it.
+    is_main = os.environ.get("RANK", "0") == "0"
+    experiment_id = registry.open_store() if is_main or resume else None
     checkpoint = None
     if resume:
         registry.get_run(resume)  # a clear error for an unknown id
@@ -96,6 +99,9 @@ def train_run(
     if text is None:
         text = read_text(config.corpus)
     trainer = Trainer(config, text, checkpoint)  # validates the text before a run is created
+    if not trainer.world.is_main:  # under torchrun, only rank 0 logs and writes checkpoints
+        trainer.run()
+        return ""
 
     with mlflow.start_run(run_id=resume, run_name=None if resume else run_name,
                           experiment_id=experiment_id) as active:
@@ -135,6 +141,7 @@ def _log_run_setup(run_id, config: TrainConfig, trainer: Trainer, text: str, cor
     params["vocab_size"] = len(trainer.corpus.vocab)
     params["train_tokens"] = len(trainer.corpus.train_ids)
     params["val_tokens"] = len(trainer.corpus.val_ids)
+    params["world_size"] = trainer.world.size
     mlflow.log_params(params)
     mlflow.set_tags({
         "corpus_name": corpus_name or Path(config.corpus).name,
