@@ -270,10 +270,11 @@ class Trainer:
             if self.config.lr_patience > 0:
                 self.scheduler.step(val_loss)
         self.history = metrics
-        on_log(self.step, metrics)
+        # Checkpoints first: once a step's log line is out, its checkpoint is on disk.
         checkpoint = self.checkpoint()
         on_checkpoint("last", checkpoint)
         if improved or math.isnan(val_loss):
             on_checkpoint("best", checkpoint)
+        on_log(self.step, metrics)
         patience = self.config.early_stop_patience
         return patience > 0 and self.evals_since_best >= patience

@@ -217,7 +217,9 @@ def list_runs() -> pd.DataFrame:
         "extractable_memorization": column("metrics.extractable_memorization"),
         "sample_copied_4gram_fraction": column("metrics.sample_copied_4gram_fraction"),
         "sample_longest_copied_span": column("metrics.sample_longest_copied_span"),
-        "duration_s": (column("end_time", pd.NaT) - runs["start_time"]).dt.total_seconds(),
+        # A run that is still going (or was killed with SIGKILL) has no end time yet.
+        "duration_s": (pd.to_datetime(column("end_time", pd.NaT), utc=True)
+                       - pd.to_datetime(runs["start_time"], utc=True)).dt.total_seconds(),
         "status": runs["status"],
         "start_time": runs["start_time"],
     })
