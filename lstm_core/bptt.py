@@ -32,10 +32,12 @@ class LSTMRecurrence(torch.autograd.Function):
     def forward(ctx, x_gates: Tensor, h0: Tensor, c0: Tensor, weight_hh: Tensor):
         B, T, H4 = x_gates.shape
         H = H4 // 4
-        # Time-major buffers: gates[t] is a contiguous (B, 4H) block that each step fills in place.
+        # Time-major buffers: gates[t] is a contiguous (B, 4H) block that each step fills in
+        # place, so a step allocates nothing.
         gates = x_gates.transpose(0, 1).contiguous()  # (T, B, 4H), pre-activations for now
-        cells = x_gates.new_empty(T, B, H)  # c_t for every step
-        hs = x_gates.new_empty(T, B, H)  # h_t for every step
+        cells = x_gates.new_empty(T, B, H)  # c_t
+        tanh_cells = x_gates.new_empty(T, B, H)  # tanh(c_t), kept for the backward pass
+        hs = x_gates.new_empty(T, B, H)  # h_t
         h, c = h0, c0
         weight_hh_t = weight_hh.t()
         for t in range(T):
@@ -45,36 +47,44 @@ class LSTMRecurrence(torch.autograd.Function):
             z[:, 2 * H : 3 * H].tanh_()  # candidate
             z[:, 3 * H :].sigmoid_()  # output gate
             i, f, g, o = z.chunk(4, dim=1)
-            c = torch.addcmul(f * c, i, g, out=cells[t])  # c_t = f * c_{t-1} + i * g
-            h = torch.mul(o, torch.tanh(c), out=hs[t])  # h_t = o * tanh(c_t)
-        ctx.save_for_backward(gates, cells, hs, h0, c0, weight_hh)
+            c = torch.mul(f, c, out=cells[t]).addcmul_(i, g)  # c_t = f * c_{t-1} + i * g
+            h = torch.mul(o, torch.tanh(c, out=tanh_cells[t]), out=hs[t])  # h_t = o * tanh(c_t)
+        ctx.save_for_backward(gates, cells, tanh_cells, hs, h0, c0, weight_hh)
         return hs.transpose(0, 1), h.clone(), c.clone()
 
     @staticmethod
     def backward(ctx, grad_hs: Tensor, grad_h: Tensor, grad_c: Tensor):
-        gates, cells, hs, h0, c0, weight_hh = ctx.saved_tensors
+        gates, cells, tanh_cells, hs, h0, c0, weight_hh = ctx.saved_tensors
         T, B, H = cells.shape
         grad_hs = grad_hs.transpose(0, 1) if grad_hs is not None else torch.zeros_like(hs)
-        dz_all = torch.empty_like(gates)  # (T, B, 4H): gradient of each step's pre-activations
+        # Everything that does not depend on the incoming gradient is computed for all steps
+        # at once, in a few large operations, before the sequential loop:
+        #   local[t] = [g i(1-i), c_{t-1} f(1-f), i (1-g^2), tanh(c_t) o(1-o)]
+        # so that inside the loop dz_t = [dc, dc, dc, dh] * local[t].
+        i, f, g, o = gates.chunk(4, dim=2)  # each (T, B, H)
+        c_prev = torch.cat([c0.unsqueeze(0), cells[:-1]])  # c_{t-1} for every t
+        local = torch.cat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g),
+                           tanh_cells * o * (1 - o)], dim=2)  # (T, B, 4H)
+        dc_from_h = o * (1 - tanh_cells * tanh_cells)  # d c_t / d h_t path: o (1 - tanh^2 c_t)
+        f = f.contiguous()
+
+        dz = torch.empty_like(gates)  # (T, B, 4H): gradient of each step's pre-activations
         dh = grad_h.clone() if grad_h is not None else torch.zeros_like(h0)
         dc = grad_c.clone() if grad_c is not None else torch.zeros_like(c0)
         for t in range(T - 1, -1, -1):
-            i, f, g, o = gates[t].chunk(4, dim=1)
-            c_prev = cells[t - 1] if t > 0 else c0
-            tanh_c = torch.tanh(cells[t])
-            dh = dh + grad_hs[t]  # from the output at t and from step t+1
-            dc = dc + dh * o * (1 - tanh_c * tanh_c)
-            di, df, dg, do = dz_all[t].chunk(4, dim=1)
-            torch.mul(dc * g, i * (1 - i), out=di)
-            torch.mul(dc * c_prev, f * (1 - f), out=df)
-            torch.mul(dc * i, 1 - g * g, out=dg)
-            torch.mul(dh * tanh_c, o * (1 - o), out=do)
-            dc = dc * f  # to c_{t-1}
-            dh = dz_all[t] @ weight_hh  # to h_{t-1}
+            dh += grad_hs[t]  # from the output at t, and from step t+1 (via dh)
+            dc.addcmul_(dh, dc_from_h[t])  # from c_{t+1} (via dc), and through h_t
+            dz_t, local_t = dz[t], local[t]
+            # The first three blocks (i, f, g) scale dc; the output gate's block scales dh.
+            torch.mul(local_t[:, : 3 * H].view(B, 3, H), dc.unsqueeze(1),
+                      out=dz_t[:, : 3 * H].view(B, 3, H))
+            torch.mul(local_t[:, 3 * H :], dh, out=dz_t[:, 3 * H :])
+            dc.mul_(f[t])  # to c_{t-1}
+            dh = dz_t @ weight_hh  # to h_{t-1}
         # All steps' weight gradients at once: sum_t dz_t^T h_{t-1}.
         h_prev = torch.cat([h0.unsqueeze(0), hs[:-1]])  # (T, B, H)
-        grad_weight_hh = dz_all.reshape(T * B, -1).t() @ h_prev.reshape(T * B, H)
-        return dz_all.transpose(0, 1), dh, dc, grad_weight_hh
+        grad_weight_hh = dz.reshape(T * B, -1).t() @ h_prev.reshape(T * B, H)
+        return dz.transpose(0, 1), dh, dc, grad_weight_hh
 
 
 def lstm_layer_bptt(x: Tensor, h: Tensor, c: Tensor, weight_ih: Tensor, weight_hh: Tensor,

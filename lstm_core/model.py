@@ -131,7 +131,14 @@ class LSTMLanguageModel(nn.Module):
 
     def reset_parameters(self) -> None:
         H = self.config.hidden_size
-        nn.init.normal_(self.embedding, std=0.1)
+        if self.config.tie_weights:
+            # The matrix also produces the logits: keep it small so the first predictions are
+            # near uniform (PyTorch's word_language_model example does the same).
+            nn.init.uniform_(self.embedding, -0.1, 0.1)
+        else:
+            # Unit-variance word vectors, as nn.Embedding and the write-up: the gates then see a
+            # strong input signal from the first step, and the seed recipe learns much faster.
+            nn.init.normal_(self.embedding)
         for layer in range(self.config.num_layers):
             for name in ("weight_ih", "weight_hh"):
                 weight = getattr(self, f"{name}_l{layer}")

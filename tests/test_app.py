@@ -1,0 +1,356 @@
+"""The Gradio app: its functions called directly, then the launched app through gradio_client.
+
+Every test uses a temporary store (the ``use_demo_store`` / ``temp_store`` fixtures, or the
+memorizing run below), never mlruns/.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import pytest
+
+import app
+from training import registry
+from training.config import DEFAULT_CORPUS, TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = "i was twenty-three when"  # the corpus's first words
+FIRST_WORDS = " ".join(DEFAULT_CORPUS.read_text(encoding="utf-8").split()[:200])
+
+
+def train_memorizing_run(folder: Path) -> dict:
+    """A run that recites its short training text: no dropout, nothing held out. ~4 s."""
+    from training.tracking import train_run
+
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        config = TrainConfig.for_recipe("windows", steps=100, dropout=0.0, embed_dim=32,
+                                        hidden_size=32, val_fraction=0.0, eval_interval=100,
+                                        lr=0.01, batch_size=16)
+        run_id = train_run(config, run_name="demo-memorizer", text=FIRST_WORDS,
+                           corpus_name="first-200-words", on_log=lambda line: None)
+    return {"uri": uri, "run_id": run_id, "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def memorizer(tmp_path_factory):
+    return train_memorizing_run(tmp_path_factory.mktemp("memorizer"))
+
+
+@pytest.fixture
+def use_memorizer(memorizer, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", memorizer["uri"])
+    return memorizer
+
+
+def final(outputs):
+    """The last yield of a generator event, as a dict by output name."""
+    names = ["text", "highlight", "figures", "spans", "novelty", "note", "model", "source"]
+    return dict(zip(names, list(outputs)[-1], strict=True))
+
+
+# ---- import and start-up ---------------------------------------------------------------------
+
+def test_import_opens_no_store(tmp_path):
+    store = tmp_path / "never" / "mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store}"}
+    subprocess.run([sys.executable, "-c", "import app; app.build_demo()"], cwd=ROOT, env=env,
+                   check=True, capture_output=True, timeout=120)
+    assert not store.parent.exists()
+
+
+def test_default_run_prefers_newest_demo_run():
+    runs = pd.DataFrame({"run_id": ["c", "b", "a"], "name": ["mine", "demo-seed", "demo-windows"]})
+    assert app.default_run(runs) == "b"
+    assert app.default_run(runs.assign(name=["x", "y", None])) == "c"
+    assert app.default_run(runs.iloc[:0]) is None
+
+
+def test_empty_store_shows_a_notice_and_clear_errors(temp_store):
+    run, table, compare, notice = app.refresh_runs()
+    assert run.choices == [] and run.value is None and table.empty
+    assert notice.visible and "Train" in notice.value
+    with pytest.raises(gr.Error, match="No run selected"):
+        list(app.generate(None, SEED))
+
+
+def test_ensure_runs_trains_a_default_model_only_when_empty(temp_store, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr("training.tracking.train_run",
+                        lambda config, **kw: calls.append((config, kw)) or "new-run")
+    app.ensure_runs(steps=300)
+    (config, kw), = calls
+    assert kw["run_name"] == app.DEFAULT_RUN_NAME and config.recipe == "windows"
+    assert config.steps == 300 and Path(config.corpus) == DEFAULT_CORPUS
+    assert "training a small default model" in capsys.readouterr().out
+
+
+def test_ensure_runs_starts_at_once_with_runs(use_demo_store, monkeypatch):
+    monkeypatch.setattr("training.tracking.train_run", lambda *a, **k: pytest.fail("trained"))
+    app.ensure_runs()
+
+
+def test_refresh_lists_runs_and_selects_newest(use_demo_store):
+    run, table, compare, notice = app.refresh_runs()
+    ids = [run_id for _, run_id in run.choices]
+    assert set(ids) == {use_demo_store["seed"], use_demo_store["windows"]}
+    assert run.value == use_demo_store["windows"]  # newest; neither is named demo-…
+    assert compare.value == ids[:2] and not notice.visible
+    assert list(table["name"]) == ["test-windows", "test-seed"]
+    assert app.refresh_runs(use_demo_store["seed"])[0].value == use_demo_store["seed"]
+
+
+# ---- generation ------------------------------------------------------------------------------
+
+def test_generate_streams_then_reports(use_demo_store):
+    outputs = list(app.generate(use_demo_store["windows"], SEED, 30, 0.8, 0, 1.0, 7))
+    assert len(outputs) > 3  # the text arrives in pieces before the report
+    first = outputs[0]
+    assert first[0].startswith(SEED) and first[1] is None  # old report cleared
+    result = final(outputs)
+    assert result["text"].startswith(SEED)
+    assert result["highlight"][0] == (SEED, "seed")
+    assert {label for _, label in result["highlight"]} <= {"seed", "copied", None}
+    assert "".join(text for text, _ in result["highlight"]) == result["text"]
+    assert list(result["novelty"]["n"]) == [str(n) for n in range(1, 9)]
+    assert "4-grams" in result["figures"]
+    assert "paragraph 1, word 1" in result["note"]  # the seed opens the corpus
+    again = final(app.generate(use_demo_store["windows"], SEED, 30, 0.8, 0, 1.0, 7))
+    assert again["text"] == result["text"]  # the random seed makes it reproducible
+
+
+def test_first_words_arrive_before_the_analysis(use_demo_store, monkeypatch):
+    monkeypatch.setattr(app, "analyze", lambda *a, **k: pytest.fail("analysed before streaming"))
+    text = next(app.generate(use_demo_store["windows"], SEED, 50, 0.0))[0]
+    assert text.startswith(SEED) and len(text) > len(SEED)
+
+
+def test_generate_finds_copied_spans(use_memorizer):
+    result = final(app.generate(use_memorizer["run_id"], SEED, 40, 0.0))
+    copied = [text for text, label in result["highlight"] if label == "copied"]
+    assert copied and sum(len(c.split()) for c in copied) >= 20
+    spans = result["spans"]
+    assert len(spans) >= 1 and spans["words"].max() >= 10
+    assert spans["where in the source"].str.match(r"paragraph \d+, word \d+").all()
+    assert "«" in spans["the source there (in context)"].iloc[0]
+    assert result["figures"].startswith("### ") and result["novelty"]["novel share"].iloc[3] < 0.5
+    assert result["source"].startswith("i went out to the skerrow light")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(seed_text=""), "empty"),
+    (dict(seed_text="   "), "empty"),
+    (dict(seed_text="the zorblax and florp"), "zorblax.*florp"),
+    (dict(length=0), "Length"),
+    (dict(length=-5), "Length"),
+    (dict(length=10**6), "Length"),
+    (dict(length=2.5), "whole number"),
+    (dict(length=math.nan), "Length"),
+    (dict(length="many"), "Length must be a number"),
+    (dict(temperature=-0.1), "Temperature"),
+    (dict(temperature=math.nan), "Temperature"),
+    (dict(top_p=0), "Top-p"),
+    (dict(top_p=1.5), "Top-p"),
+    (dict(top_k=-1), "Top-k"),
+    (dict(seed=-3), "Random seed"),
+])
+def test_bad_generation_input_is_a_clear_error(use_demo_store, kwargs, message):
+    args = {"run_id": use_demo_store["windows"], "seed_text": SEED, **kwargs}
+    with pytest.raises(gr.Error, match=message):
+        list(app.generate(**args))
+
+
+def test_unknown_run_and_missing_artifacts(use_memorizer, tmp_path, monkeypatch):
+    with pytest.raises(gr.Error, match="no run"):
+        list(app.generate("0123456789abcdef", SEED))
+    # A copy of the store whose model file was deleted (open_store relocates the copy).
+    shutil.copytree(use_memorizer["folder"], tmp_path / "copy")
+    run_id = use_memorizer["run_id"]
+    (tmp_path / "copy" / "artifacts" / run_id / "artifacts" / registry.MODEL_FILE).unlink()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'copy' / 'mlflow.db'}")
+    registry.load_run.cache_clear()
+    app.source_index.cache_clear()
+    try:
+        with pytest.raises(gr.Error, match="missing"):
+            list(app.generate(run_id, SEED))
+    finally:
+        registry.load_run.cache_clear()
+        app.source_index.cache_clear()
+
+
+# ---- loss curves, temperature, comparison, gates ----------------------------------------------
+
+def test_loss_curves_mark_the_lowest_validation_loss(use_demo_store):
+    curves, note = app.loss_curves(use_demo_store["windows"])
+    assert {"train_loss", "val_loss", "lowest val loss"} <= set(curves["metric"])
+    marker = curves[curves["metric"] == "lowest val loss"]
+    val = curves[curves["metric"] == "val_loss"]
+    assert marker["step"].nunique() == 1
+    assert marker["step"].iloc[0] == val.loc[val["value"].idxmin(), "step"]
+    assert f"lowest at step {int(marker['step'].iloc[0])}" in note
+    assert app.loss_curves(None)[1] == "No run selected."
+    with pytest.raises(gr.Error, match="no run"):
+        app.loss_curves("0123456789abcdef")
+
+
+def test_memorization_falls_as_temperature_rises(use_memorizer):
+    frame, note = app.temperature_sweep(use_memorizer["run_id"], SEED, 30)
+    four = frame[frame["measure"] == "copied 4-grams"]
+    assert list(four["temperature"]) == list(app.SWEEP_TEMPERATURES)
+    assert frame["share"].between(0, 1).all()
+    assert four["share"].iloc[0] > four["share"].iloc[-1]  # the memorizer recites when greedy
+    assert "when greedy" in note
+
+
+def test_compare_runs(use_demo_store):
+    ids = [use_demo_store["seed"], use_demo_store["windows"]]
+    curves, params, finals = app.compare_runs(ids)
+    assert curves["series"].str.contains("test-seed").any()
+    assert curves["series"].str.contains("test-windows").any()
+    assert {"recipe", "dropout"} <= set(params["param"])
+    assert not params["param"].str.startswith("model.dropout").any()  # duplicates left out
+    assert {"val_loss", "extractable_memorization"} <= set(finals["metric"])
+    with pytest.raises(gr.Error, match="at least two"):
+        app.compare_runs(ids[:1])
+    with pytest.raises(gr.Error, match="no run"):
+        app.compare_runs([ids[0], "not-a-run"])
+
+
+def test_gate_heatmap(use_demo_store):
+    page = app.gate_heatmap(use_demo_store["windows"], "i was twenty-three when the light")
+    for row in ("input gate", "forget gate", "output gate", "cell state"):
+        assert row in page
+    assert "<th>twenty-three</th>" in page and "averaged over all 32 units" in page
+    assert page.count("cell c, unit") == app.HEATMAP_UNITS
+    assert "unit 3" in app.gate_heatmap(use_demo_store["windows"], SEED, 1, 3)
+    with pytest.raises(gr.Error, match="Unit"):
+        app.gate_heatmap(use_demo_store["windows"], SEED, 1, 32)
+    with pytest.raises(gr.Error, match="no text"):
+        app.gate_heatmap(use_demo_store["windows"], "")
+    with pytest.raises(gr.Error, match="zorblax"):
+        app.gate_heatmap(use_demo_store["windows"], "the zorblax")
+
+
+def test_suggest_seed_offers_words_the_run_knows(use_memorizer):
+    assert app.suggest_seed(use_memorizer["run_id"], "zorblax") == SEED
+    assert app.suggest_seed(use_memorizer["run_id"], SEED) == gr.skip()  # kept as typed
+
+
+# ---- training --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty"),
+    (b"   \n\n  ", "empty"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "binary"),
+    (b"caf\xe9 au lait", "UTF-8"),
+])
+def test_bad_upload_is_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(content)
+    with pytest.raises(gr.Error, match=message):
+        app.read_upload(str(path))
+
+
+def test_upload_size_limit_and_default_corpus(tmp_path, monkeypatch):
+    path = tmp_path / "big.txt"
+    path.write_text("word " * 100, encoding="utf-8")
+    monkeypatch.setattr(app, "MAX_UPLOAD_BYTES", 100)
+    with pytest.raises(gr.Error, match="larger than"):
+        app.read_upload(str(path))
+    text, name = app.read_upload(None)
+    assert name == DEFAULT_CORPUS.name and text.startswith("I was twenty-three")
+
+
+@pytest.mark.parametrize("args, message", [
+    (("nope", 100, 64, 0.3, 0.005), "Recipe"),
+    (("windows", 0, 64, 0.3, 0.005), "Steps"),
+    (("windows", 5000, 64, 0.3, 0.005), "Steps"),
+    (("windows", 100, 4096, 0.3, 0.005), "Hidden size"),
+    (("windows", 100, 64, 1.5, 0.005), "Dropout"),
+    (("windows", 100, 64, 0.3, -1), "Learning rate"),
+])
+def test_training_limits(args, message):
+    with pytest.raises(gr.Error, match=message):
+        app.train_config(*args)
+
+
+def test_one_training_at_a_time():
+    assert app._TRAIN_LOCK.acquire(blocking=False)
+    try:
+        with pytest.raises(gr.Error, match="already in progress"):
+            list(app.train(None))
+    finally:
+        app._TRAIN_LOCK.release()
+
+
+def test_train_logs_a_run_and_selects_it(temp_store, tmp_path):
+    upload = tmp_path / "story.txt"
+    upload.write_text(FIRST_WORDS, encoding="utf-8")
+    outputs = list(app.train(str(upload), "windows", 20, 16, 0.0, 0.01, "app-test"))
+    run, table, compare, notice, status, log = outputs[-1]
+    runs = registry.list_runs()
+    assert list(runs["name"]) == ["app-test"] and run.value == runs["run_id"].iloc[0]
+    assert runs["corpus"].iloc[0] == "story.txt" and not notice.visible
+    assert "step 20/20" in log and status.startswith("Done: run")
+    assert not app._TRAIN_LOCK.locked()
+
+
+def test_failed_training_releases_the_lock(temp_store, tmp_path):
+    upload = tmp_path / "tiny.txt"
+    upload.write_text("hi", encoding="utf-8")  # too short to learn from: the trainer refuses
+    with pytest.raises(gr.Error, match="Training failed"):
+        list(app.train(str(upload), "windows", 10, 16, 0.0, 0.01))
+    assert not app._TRAIN_LOCK.locked()
+
+
+# ---- the launched app, through gradio_client ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def client(demo_store):
+    from gradio_client import Client
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", demo_store["uri"])
+        demo = app.build_demo()
+        try:
+            app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+            yield Client(demo.local_url, verbose=False)
+        finally:
+            demo.close()
+
+
+def test_client_sees_a_documented_generate_endpoint(client):
+    api = client.view_api(print_info=False, return_format="dict")
+    endpoint = api["named_endpoints"]["/generate"]
+    assert [p["parameter_name"] for p in endpoint["parameters"]] == [
+        "run_id", "seed_text", "length", "temperature", "top_k", "top_p", "seed"]
+    assert "/train" in api["named_endpoints"] and "/refresh_runs" not in api["named_endpoints"]
+
+
+def test_client_generates(client, demo_store):
+    result = client.predict(demo_store["windows"], SEED, 20, 0.8, 0, 1.0, 0, api_name="/generate")
+    text, marked = result[0], result[1]
+    assert text.startswith(SEED) and len(text) > len(SEED) + 20
+    assert marked[0] == {"token": SEED, "class_or_confidence": "seed"}
+    curves = client.predict(demo_store["seed"], api_name="/loss_curves")[0]
+    assert "train_loss" in str(curves["data"])
+
+
+def test_client_gets_clear_errors(client, demo_store):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="zorblax"):
+        client.predict(demo_store["seed"], "the zorblax", 20, 0.0, 0, 1.0, 0, api_name="/generate")
+    with pytest.raises(AppError, match="no run"):
+        client.predict("not-a-run", SEED, 20, 0.0, 0, 1.0, 0, api_name="/generate")
+    with pytest.raises(AppError, match="maximum"):
+        client.predict(demo_store["seed"], SEED, 10**6, 0.0, 0, 1.0, 0, api_name="/generate")

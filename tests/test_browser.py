@@ -1,0 +1,103 @@
+"""The app in headless Chromium: type a seed, generate, find the copied spans highlighted.
+
+Needs Debian's /usr/bin/chromium and the playwright package (never `playwright install`).
+Screenshots go to tests/screenshots/ (git-ignored): app.png is the Generate tab after a run.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # CI installs it; a bare checkout may not
+    sync_playwright = None
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = Path(__file__).resolve().parent / "screenshots"
+SEED = "i was twenty-three when"  # the corpus's first words: the memorizing run recites on
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(sync_playwright is None, reason="the playwright package is not installed"),
+    pytest.mark.skipif(not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None,
+                       reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """The app, launched against a store holding one run that recites its training text."""
+    import app
+    from training.config import DEFAULT_CORPUS, TrainConfig
+    from training.tracking import train_run
+
+    folder = tmp_path_factory.mktemp("browser_store")
+    text = " ".join(DEFAULT_CORPUS.read_text(encoding="utf-8").split()[:200])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        # No dropout and nothing held out: 100 steps on 200 words are enough to learn them by heart.
+        config = TrainConfig.for_recipe("windows", steps=100, dropout=0.0, embed_dim=32,
+                                        hidden_size=32, val_fraction=0.0, eval_interval=50,
+                                        lr=0.01, batch_size=16)
+        train_run(config, run_name="demo-memorizer", text=text, corpus_name="first-200-words",
+                  on_log=lambda line: None)
+        demo = app.build_demo()
+        try:
+            app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+            yield demo.local_url
+        finally:
+            demo.close()
+
+
+@pytest.fixture
+def page(app_url):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(app_url, wait_until="networkidle")
+            page.wait_for_selector("#gen-btn")
+            # The run list is filled on page load; the newest demo run is selected.
+            page.wait_for_function("() => document.querySelector('#run input')?.value"
+                                   ".includes('demo-memorizer')")
+            yield page
+        finally:
+            browser.close()
+
+
+def test_generate_highlights_copied_spans(page):
+    SHOTS.mkdir(exist_ok=True)
+    seed_box = page.locator("#seed textarea, #seed input").first
+    seed_box.fill(SEED)
+    temperature = page.locator("#temperature input[type=number]")
+    temperature.fill("0")  # greedy: the memorizing run recites its text
+    temperature.press("Enter")
+    page.locator("#gen-btn").click()
+    page.wait_for_function(
+        "s => { const e = document.querySelector('#out textarea');"
+        " return e && e.value.startsWith(s) && e.value.split(' ').length >= 30; }", arg=SEED)
+    copied = page.locator("#highlight .token.highlighted", has_not_text=SEED)
+    copied.first.wait_for()
+    assert copied.count() >= 1
+    assert len(" ".join(copied.all_inner_texts()).split()) >= 20  # greedy text recites the source
+    assert "copied from the training text" in page.locator("#figures").inner_text()
+    assert "paragraph" in page.locator("#spans").inner_text()
+    page.screenshot(path=str(SHOTS / "app.png"), full_page=True)
+
+    page.get_by_role("tab", name="Look inside").click()
+    page.wait_for_selector("#gates table")  # drawn after each generation
+    assert "forget gate" in page.locator("#gates").inner_text()
+    page.screenshot(path=str(SHOTS / "inside.png"), full_page=True)
+
+
+def test_unknown_words_are_named_in_an_error(page):
+    page.locator("#seed textarea, #seed input").first.fill("the zorblax")
+    page.locator("#gen-btn").click()
+    page.wait_for_selector("text=zorblax", timeout=10_000)
+    assert "not in the vocabulary" in page.locator("body").inner_text()
