@@ -14,9 +14,10 @@ directly, one step at a time from the end:
               dz  = [di * i(1-i), df * f(1-f), dg * (1-g^2), do * o(1-o)]
               dh_{t-1} = dz W_hh                   dW_hh = sum_t dz_t^T h_{t-1}
 
-The input projection ``x W_ih^T + b`` for all steps stays outside (one matmul, differentiated
-by autograd); this function covers only the recurrence. tests/test_model.py checks it against
-``lstm_layer`` and torch.nn.LSTM.
+The input projection ``x W_ih^T + b`` is one matmul over all steps, forwards and backwards.
+Everything is laid out time-major, (T, B, ...), so each step reads and writes one contiguous
+block. tests/test_model.py checks this against ``lstm_layer`` and torch.nn.LSTM, and gradcheck
+checks the backward pass against finite differences.
 """
 
 from __future__ import annotations
@@ -25,19 +26,21 @@ import torch
 from torch import Tensor
 
 
-class LSTMRecurrence(torch.autograd.Function):
-    """(x_gates (B, T, 4H), h0 (B, H), c0 (B, H), weight_hh (4H, H)) -> (hs (B, T, H), h, c)."""
+class LSTMFunction(torch.autograd.Function):
+    """(x (T, B, E), h0, c0 (B, H), weight_ih (4H, E), weight_hh (4H, H), bias (4H,))
+    -> (hs (T, B, H), h (B, H), c (B, H))."""
 
     @staticmethod
-    def forward(ctx, x_gates: Tensor, h0: Tensor, c0: Tensor, weight_hh: Tensor):
-        B, T, H4 = x_gates.shape
-        H = H4 // 4
-        # Time-major buffers: gates[t] is a contiguous (B, 4H) block that each step fills in
-        # place, so a step allocates nothing.
-        gates = x_gates.transpose(0, 1).contiguous()  # (T, B, 4H), pre-activations for now
-        cells = x_gates.new_empty(T, B, H)  # c_t
-        tanh_cells = x_gates.new_empty(T, B, H)  # tanh(c_t), kept for the backward pass
-        hs = x_gates.new_empty(T, B, H)  # h_t
+    def forward(ctx, x: Tensor, h0: Tensor, c0: Tensor, weight_ih: Tensor, weight_hh: Tensor,
+                bias: Tensor):
+        T, B, E = x.shape
+        H = weight_hh.size(1)
+        # The input's share of every step's gates in one matmul, bias included. gates[t] is a
+        # contiguous (B, 4H) block that step t then finishes in place: a step allocates nothing.
+        gates = torch.addmm(bias, x.reshape(T * B, E), weight_ih.t()).view(T, B, 4 * H)
+        cells = x.new_empty(T, B, H)  # c_t
+        tanh_cells = x.new_empty(T, B, H)  # tanh(c_t), kept for the backward pass
+        hs = x.new_empty(T, B, H)  # h_t
         h, c = h0, c0
         weight_hh_t = weight_hh.t()
         for t in range(T):
@@ -49,14 +52,15 @@ class LSTMRecurrence(torch.autograd.Function):
             i, f, g, o = z.chunk(4, dim=1)
             c = torch.mul(f, c, out=cells[t]).addcmul_(i, g)  # c_t = f * c_{t-1} + i * g
             h = torch.mul(o, torch.tanh(c, out=tanh_cells[t]), out=hs[t])  # h_t = o * tanh(c_t)
-        ctx.save_for_backward(gates, cells, tanh_cells, hs, h0, c0, weight_hh)
-        return hs.transpose(0, 1), h.clone(), c.clone()
+        ctx.save_for_backward(x, gates, cells, tanh_cells, hs, h0, c0, weight_ih, weight_hh)
+        return hs, h.clone(), c.clone()
 
     @staticmethod
     def backward(ctx, grad_hs: Tensor, grad_h: Tensor, grad_c: Tensor):
-        gates, cells, tanh_cells, hs, h0, c0, weight_hh = ctx.saved_tensors
+        x, gates, cells, tanh_cells, hs, h0, c0, weight_ih, weight_hh = ctx.saved_tensors
         T, B, H = cells.shape
-        grad_hs = grad_hs.transpose(0, 1) if grad_hs is not None else torch.zeros_like(hs)
+        if grad_hs is None:
+            grad_hs = torch.zeros_like(hs)
         # Everything that does not depend on the incoming gradient is computed for all steps
         # at once, in a few large operations, before the sequential loop:
         #   local[t] = [g i(1-i), c_{t-1} f(1-f), i (1-g^2), tanh(c_t) o(1-o)]
@@ -81,14 +85,18 @@ class LSTMRecurrence(torch.autograd.Function):
             torch.mul(local_t[:, 3 * H :], dh, out=dz_t[:, 3 * H :])
             dc.mul_(f[t])  # to c_{t-1}
             dh = dz_t @ weight_hh  # to h_{t-1}
-        # All steps' weight gradients at once: sum_t dz_t^T h_{t-1}.
-        h_prev = torch.cat([h0.unsqueeze(0), hs[:-1]])  # (T, B, H)
-        grad_weight_hh = dz.reshape(T * B, -1).t() @ h_prev.reshape(T * B, H)
-        return dz.transpose(0, 1), dh, dc, grad_weight_hh
+        # All steps at once: the weight gradients sum over steps, dW = sum_t dz_t^T (input at t).
+        dz_flat = dz.view(T * B, 4 * H)
+        h_prev = torch.cat([h0.unsqueeze(0), hs[:-1]]).view(T * B, H)  # h_{t-1} for every t
+        grad_weight_hh = dz_flat.t() @ h_prev
+        grad_weight_ih = dz_flat.t() @ x.reshape(T * B, -1)
+        grad_x = (dz_flat @ weight_ih).view_as(x)
+        return grad_x, dh, dc, grad_weight_ih, grad_weight_hh, dz_flat.sum(0)
 
 
 def lstm_layer_bptt(x: Tensor, h: Tensor, c: Tensor, weight_ih: Tensor, weight_hh: Tensor,
                     bias: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Drop-in replacement for model.lstm_layer with the hand-written backward."""
-    x_gates = x @ weight_ih.T + bias  # (B, T, 4H), differentiated by autograd
-    return LSTMRecurrence.apply(x_gates, h, c, weight_hh)
+    """Drop-in replacement for model.lstm_layer (batch-major in and out) with the hand-written
+    backward pass."""
+    hs, h, c = LSTMFunction.apply(x.transpose(0, 1).contiguous(), h, c, weight_ih, weight_hh, bias)
+    return hs.transpose(0, 1), h, c

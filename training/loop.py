@@ -273,7 +273,9 @@ class Trainer:
         # Checkpoints first: once a step's log line is out, its checkpoint is on disk.
         checkpoint = self.checkpoint()
         on_checkpoint("last", checkpoint)
-        if improved or math.isnan(val_loss):
+        # The windows recipe keeps its best-validation weights; the seed recipe, like the
+        # write-up, keeps its final weights (the ones that have memorized the text).
+        if improved or math.isnan(val_loss) or self.config.recipe == "seed":
             on_checkpoint("best", checkpoint)
         on_log(self.step, metrics)
         patience = self.config.early_stop_patience
