@@ -305,9 +305,15 @@ def loss_curves(run_id: str | None):
     if not run_id:
         return pd.DataFrame(columns=["step", "value", "metric"]), "No run selected."
     curves = history(run_id)
+    try:
+        run = registry.get_run(run_id)
+    except ValueError as err:
+        raise gr.Error(str(err)) from None
+    metrics = run.data.metrics
+    keeps_best = run.data.params.get("recipe") != "seed"  # the seed recipe keeps its last step
     val = curves[curves["metric"] == "val_loss"]
     if val.empty:
-        note = ("This run held no text out for validation (like the seed recipe, which trains "
+        note = ("This run held no text out for validation (like the write-up, which trains "
                 "on all of it), so only the training loss is shown; the app uses its last step.")
     else:
         best = val.loc[val["value"].idxmin()]
@@ -315,13 +321,11 @@ def loss_curves(run_id: str | None):
         marker = pd.DataFrame({"step": [best.step] * 2, "value": [low, high],
                                "metric": ["lowest val loss"] * 2})
         curves = pd.concat([curves, marker], ignore_index=True)
+        loaded = ("the app loads that checkpoint" if keeps_best else
+                  "this seed-recipe run keeps its last step, as the write-up did")
         note = (f"**Validation loss is lowest at step {int(best.step)}: {best.value:.3f}** "
-                "(the vertical line; the app loads that checkpoint). Where training loss keeps "
+                f"(the vertical line; {loaded}). Where training loss keeps "
                 "falling while validation loss rises, the model is learning the text by heart.")
-    try:
-        metrics = registry.get_run(run_id).data.metrics
-    except ValueError as err:
-        raise gr.Error(str(err)) from None
     if "extractable_memorization" in metrics:
         note += (f"\n\nExtractable memorization: **{metrics['extractable_memorization']:.0%}** of "
                  "tested source passages are continued exactly (given 8 words, the next 8).")
@@ -543,19 +547,23 @@ ABOUT = """### What the figures mean
   Language Models*): give the model 8 words of its training text; does greedy decoding continue with
   the next 8 exactly? The share of passages where it does. Logged for every run after training.
 - **Loss curves**: training loss keeps falling; validation loss (on a held-out tail of the text)
-  bottoms out, then rises as the model learns the training text by heart. The app loads the
-  checkpoint with the lowest validation loss.
+  bottoms out, then rises as the model learns the training text by heart. For windows-recipe
+  runs the app loads the checkpoint with the lowest validation loss.
 - **Temperature**: 0 always takes the likeliest word (greedy), which recites most; higher
   temperatures sample more freely, so copying falls.
 - **Gates**: the input gate decides how much new information enters the cell, the forget gate how
   much of the old cell state is kept, the output gate how much of the cell is shown as the hidden state.
 
 ### How the demo runs were trained
-- **seed recipe**: the write-up's method — batches of random prefix → next-word pairs, no dropout,
-  no held-out text, 300 steps. It memorizes: greedy text from a seed in the source recites it.
-- **windows recipe**: every position of random 32-word windows is a training target, with dropout
-  0.3 and a held-out validation tail; the checkpoint with the lowest validation loss is kept. It
-  generalizes better (lower validation loss) and copies less.
+Both learn from the project's own text (`corpus/lighthouse_keeper.txt`) with the same tokenizer
+and the same held-out last 10% of the text, so their validation losses compare directly
+(`python -m training.demo` rebuilds them).
+- **demo-seed** (seed recipe): the write-up's method, batches of 128 random prefix → next-word
+  pairs, loss on the last word only, no dropout, 600 steps. The app loads its final weights. It
+  memorizes: greedy text from a seed in the source recites it.
+- **demo-windows** (windows recipe): every position of random 32-word windows is a training
+  target, with dropout 0.3 and tied input/output weights; the app loads the checkpoint with the
+  lowest validation loss. It generalizes better (lower validation loss) and copies less.
 
 Runs are tracked in MLflow; the table at the top lists every logged run."""
 
@@ -738,7 +746,9 @@ def ensure_runs(steps: int = 300) -> None:
 
 def launch(demo: gr.Blocks, **kwargs):
     """Launch with the app's theme and styles (Gradio 6 takes them in launch())."""
-    return demo.queue(default_concurrency_limit=2).launch(theme=gr.themes.Soft(), css=CSS, **kwargs)
+    # max_file_size makes Gradio refuse an oversized upload before it is even stored.
+    return demo.queue(default_concurrency_limit=2).launch(
+        theme=gr.themes.Soft(), css=CSS, max_file_size=MAX_UPLOAD_BYTES, **kwargs)
 
 
 def main() -> None:

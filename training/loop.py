@@ -267,6 +267,7 @@ class Trainer:
                 self.best_val, self.evals_since_best = val_loss, 0
             else:
                 self.evals_since_best += 1
+            metrics["best_val_loss"] = self.best_val
             if self.config.lr_patience > 0:
                 self.scheduler.step(val_loss)
         self.history = metrics

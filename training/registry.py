@@ -40,7 +40,7 @@ MODEL_FILE = "model.pt"  # best-validation weights: what the app and the samplin
 LAST_FILE = "last.pt"  # the latest step with optimizer state: what --resume continues from
 SOURCE_FILE = "source.txt"  # the exact training text, to measure memorization against
 RUN_COLUMNS = ["run_id", "name", "recipe", "backend", "corpus", "steps", "train_loss", "val_loss",
-               "val_perplexity", "extractable_memorization", "sample_copied_4gram_fraction",
+               "val_perplexity", "best_val_loss", "extractable_memorization", "sample_copied_4gram_fraction",
                "sample_longest_copied_span", "duration_s", "status", "start_time"]
 
 
@@ -214,6 +214,7 @@ def list_runs() -> pd.DataFrame:
         "train_loss": column("metrics.train_loss"),
         "val_loss": column("metrics.val_loss"),
         "val_perplexity": column("metrics.val_perplexity"),
+        "best_val_loss": column("metrics.best_val_loss"),
         "extractable_memorization": column("metrics.extractable_memorization"),
         "sample_copied_4gram_fraction": column("metrics.sample_copied_4gram_fraction"),
         "sample_longest_copied_span": column("metrics.sample_longest_copied_span"),
