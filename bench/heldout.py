@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     path = SPIKE if SPIKE.exists() else ROOT / "corpus" / "lighthouse_keeper.txt"
     text = read_text(path)
-    results = {"windows recipe defaults (Adam)": ours(text, args.seconds),
+    results = {"windows recipe defaults": ours(text, args.seconds),
                "classic nn.LSTM (SGD lr 20, clip 0.25, anneal /4)": classic(text, args.seconds)}
     rows = [("recipe", f"best val perplexity in {args.seconds:.0f} s", "steps")]
     rows += [(name, f"{math.exp(loss):.1f}", str(steps)) for name, (loss, steps) in results.items()]

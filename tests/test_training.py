@@ -40,7 +40,7 @@ def test_run_logs_params_metrics_tags_and_artifacts(temp_store):
     run = MlflowClient().get_run(run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == "unit"
     params = run.data.params
-    assert params["recipe"] == "windows" and params["lr"] == "0.005"
+    assert params["recipe"] == "windows" and params["optimizer"] == "sgd" and params["lr"] == "20.0"
     assert params["model.hidden_size"] == "16" and int(params["vocab_size"]) > 100
     history = MlflowClient().get_metric_history(run_id, "train_loss")
     assert [m.step for m in history] == [10, 20]

@@ -5,7 +5,7 @@ first start:
 
 - ``demo-seed``: the write-up's recipe (prefix pairs, loss on the last word, no dropout). It
   memorizes: greedy generation recites the text.
-- ``demo-windows``: the default recipe (every position scored, dropout 0.3, tied weights,
+- ``demo-windows``: the default recipe (every position scored, SGD, dropout 0.4, tied weights,
   best-validation checkpoint). It generalizes better: lower validation loss.
 
 Both use the ``words`` tokenizer and hold out the same last 10% of the text, so their

@@ -157,10 +157,11 @@ class Trainer:
         self.corpus = Corpus.from_text(text, config, vocab)
         torch.manual_seed(config.seed)
         self.model = LSTMLanguageModel(model_config_for(config, len(self.corpus.vocab))).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
-                                          weight_decay=config.weight_decay)
+        optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
+        self.optimizer = optimizer(self.model.parameters(), lr=config.lr,
+                                   weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, factor=0.5, patience=max(config.lr_patience - 1, 0))
+            self.optimizer, factor=config.lr_factor, patience=max(config.lr_patience - 1, 0))
         self.generator = torch.Generator().manual_seed(config.seed)
         self.batches = Batches(self.corpus, config, self.generator, self.world)
         self.train_model = wrap(self.model, self.world)  # DDP when there are several processes
