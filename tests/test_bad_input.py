@@ -150,3 +150,24 @@ def test_sigkill_mid_run_leaves_a_readable_store_and_a_resumable_checkpoint(temp
     resumed = train_run(resume=run_id, steps=checkpoint["step"] + 5, on_log=lambda line: None)
     assert resumed == run_id
     assert registry.list_runs().loc[0, "status"] == "FINISHED"
+
+
+def test_a_locked_store_gives_a_clear_error_and_loses_nothing(use_demo_store, tmp_path, monkeypatch):
+    import shutil
+    import sqlite3
+
+    store = tmp_path / "locked"
+    shutil.copytree(use_demo_store["store"], store)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
+    assert len(registry.list_runs()) == 2
+    holder = sqlite3.connect(store / "mlflow.db", timeout=0)
+    holder.execute("BEGIN EXCLUSIVE")  # another process is writing and never lets go
+    try:
+        result = cli("-m", "training", *TINY, uri=os.environ["MLFLOW_TRACKING_URI"], timeout=240)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "cannot be used" in result.stderr and "locked" in result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        holder.rollback()
+        holder.close()
+    assert len(registry.list_runs()) == 2  # both runs still there, nothing half-written

@@ -74,18 +74,28 @@ def _relocate(db: Path, root: str) -> None:
                      "WHERE artifact_uri LIKE ? || '%'", (root, len(old) + 1, old))
 
 
+class StoreError(ValueError):
+    """The tracking store cannot be used (locked, read-only, unreachable, not a store)."""
+
+
 def open_store() -> str:
     """Point MLflow at the store and make sure the experiment exists; returns its id."""
     uri = tracking_uri()
     root = _artifact_root(uri)
-    if root is not None:
-        _sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
-        _relocate(_sqlite_path(uri), root)
-    mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        return mlflow.create_experiment(EXPERIMENT, artifact_location=root)
-    return experiment.experiment_id
+    try:
+        if root is not None:
+            _sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
+            _relocate(_sqlite_path(uri), root)
+        mlflow.set_tracking_uri(uri)
+        experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+        if experiment is None:
+            return mlflow.create_experiment(EXPERIMENT, artifact_location=root)
+        return experiment.experiment_id
+    except (OSError, sqlite3.Error, mlflow.exceptions.MlflowException) as err:
+        # A locked or read-only SQLite file, a folder we may not write, a server that is down:
+        # say which store and why, in one line, instead of a page of SQLAlchemy traceback.
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise StoreError(f"The MLflow store {uri} cannot be used: {reason}") from None
 
 
 # ----------------------------------------------------------------------------------------------
