@@ -35,7 +35,7 @@ def train_memorizing_run(folder: Path) -> dict:
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         config = TrainConfig.for_recipe("windows", steps=100, dropout=0.0, embed_dim=32,
                                         hidden_size=32, val_fraction=0.0, eval_interval=100,
-                                        lr=0.01, batch_size=16)
+                                        optimizer="adam", lr=0.01, batch_size=16)
         run_id = train_run(config, run_name="demo-memorizer", text=FIRST_WORDS,
                            corpus_name="first-200-words", on_log=lambda line: None)
     return {"uri": uri, "run_id": run_id, "folder": folder}

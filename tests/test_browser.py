@@ -44,7 +44,7 @@ def app_url(tmp_path_factory):
         # No dropout and nothing held out: 100 steps on 200 words are enough to learn them by heart.
         config = TrainConfig.for_recipe("windows", steps=100, dropout=0.0, embed_dim=32,
                                         hidden_size=32, val_fraction=0.0, eval_interval=50,
-                                        lr=0.01, batch_size=16)
+                                        optimizer="adam", lr=0.01, batch_size=16)
         train_run(config, run_name="demo-memorizer", text=text, corpus_name="first-200-words",
                   on_log=lambda line: None)
         demo = app.build_demo()

@@ -31,6 +31,7 @@ def free_port() -> int:
 
 
 def losses(run_id: str) -> list[float]:
+    registry.open_store()  # points MLflow at this test's store (another test may have moved it)
     return [m.value for m in MlflowClient().get_metric_history(run_id, "train_loss")]
 
 
@@ -47,8 +48,8 @@ def test_two_processes_match_one_with_the_same_global_batch(temp_store):
                          capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-3000:]
     single = one.stdout.strip().splitlines()[-1].removeprefix("run_id=")
-    assert MlflowClient().get_run(run_ids[0]).data.params["world_size"] == "2"
-    assert MlflowClient().get_run(single).data.params["world_size"] == "1"
+    assert registry.get_run(run_ids[0]).data.params["world_size"] == "2"
+    assert registry.get_run(single).data.params["world_size"] == "1"
     # Gradients averaged over two halves of a batch equal the gradient of the whole batch, up to
     # float32 summation order.
     assert losses(run_ids[0]) == pytest.approx(losses(single), rel=1e-4)

@@ -227,15 +227,17 @@ class Trainer:
         on_log: Callable[[int, dict[str, float]], None] = lambda step, metrics: None,
         on_checkpoint: Callable[[str, dict], None] = lambda name, checkpoint: None,
         on_step: Callable[[int, float], None] = lambda step, loss: None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> dict[str, float]:
         """Train until ``config.steps`` (or early stopping). Returns the last logged metrics.
 
         on_log(step, metrics) is called every eval_interval steps and at the end;
-        on_checkpoint("last" | "best", checkpoint) after each log; on_step(step, loss) every step.
+        on_checkpoint("last" | "best", checkpoint) after each log; on_step(step, loss) every step;
+        should_stop() after every step ends the loop early (Ctrl-C).
         """
         self.model.train()
         state, losses, norms, tokens, started = None, [], [], 0, time.perf_counter()
-        while self.step < self.config.steps:
+        while self.step < self.config.steps and not should_stop():
             loss, grad_norm, n_tokens, state = self.train_step(state)
             self.step += 1
             losses.append(loss)

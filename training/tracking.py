@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -63,6 +66,31 @@ def _log_final_figures(run_id: str, trainer: Trainer) -> dict[str, float]:
     return figures
 
 
+@contextmanager
+def _ctrl_c_stops_between_steps():
+    """While training, Ctrl-C (SIGINT) sets a flag that the loop checks after each step.
+
+    Interrupting at an arbitrary point could land inside an MLflow write and leave the store
+    locked; stopping between steps always leaves it consistent. A second Ctrl-C interrupts at
+    once. Outside the main thread (the app trains in a worker thread) nothing changes.
+    """
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def handler(signum, frame):
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def train_run(
     config: TrainConfig | None = None,
     *,
@@ -114,12 +142,16 @@ def train_run(
             on_log(_log_line(step, config.steps, metrics))
 
         try:
-            trainer.run(
-                on_log=log,
-                on_checkpoint=lambda name, ckpt: _save_checkpoint(run_id, name, ckpt),
-                on_step=(lambda step, loss: on_step(step, config.steps, loss)) if on_step else
-                (lambda step, loss: None),
-            )
+            with _ctrl_c_stops_between_steps() as interrupted:
+                trainer.run(
+                    on_log=log,
+                    on_checkpoint=lambda name, ckpt: _save_checkpoint(run_id, name, ckpt),
+                    on_step=(lambda step, loss: on_step(step, config.steps, loss)) if on_step else
+                    (lambda step, loss: None),
+                    should_stop=lambda: interrupted.is_set(),
+                )
+            if interrupted.is_set():
+                raise KeyboardInterrupt
             figures = _log_final_figures(run_id, trainer)
             on_log(" | ".join(f"{k} {_fmt(v)}" for k, v in figures.items()))
         except KeyboardInterrupt:
