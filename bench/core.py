@@ -60,7 +60,7 @@ OMP_SETTINGS_APPLIED = "torch" not in sys.modules
 import torch  # noqa: E402
 
 from bench import writeup_baseline as wb  # noqa: E402
-from lstm_core.data import prefix_pairs, random_windows  # noqa: E402
+from lstm_core.data import prefix_pairs, random_windows, split_at  # noqa: E402
 from lstm_core.generate import SamplingConfig, generate_ids  # noqa: E402
 from lstm_core.model import LSTMLanguageModel, ModelConfig  # noqa: E402
 from lstm_core.text import PARAGRAPH, read_text, tokenize  # noqa: E402
@@ -131,16 +131,8 @@ def load_data() -> Data:
     vocab = Vocabulary.build(tokens, scheme="seed")
     ids = vocab.encode(tokens)
     paragraph_id = vocab.token_to_id(PARAGRAPH) if PARAGRAPH in vocab else None
-    paragraphs, current = [], []
-    for token_id in ids:
-        if token_id == paragraph_id:
-            paragraphs.append(current)
-            current = []
-        else:
-            current.append(token_id)
-    paragraphs.append(current)
     name = "../shared/corpus/the_spike.txt" if path == SPIKE else "corpus/lighthouse_keeper.txt"
-    return Data(name, vocab, [p for p in paragraphs if len(p) >= 2], torch.tensor(ids))
+    return Data(name, vocab, split_at(ids, paragraph_id), torch.tensor(ids))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from bench.table import print_table
 from lstm_core.data import SequentialBatches
 from lstm_core.model import LSTMLanguageModel, ModelConfig
 from lstm_core.text import read_text
@@ -85,13 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("recipe", f"best val perplexity in {args.seconds:.0f} s", "steps")]
     rows += [(name, f"{math.exp(loss):.1f}", str(steps)) for name, (loss, steps) in results.items()]
     (a, _), (b, _) = results.values()
-    if args.markdown:
-        print("| " + " | ".join(rows[0]) + " |\n|---|---|---|")
-        for row in rows[1:]:
-            print("| " + " | ".join(row) + " |")
-    else:
-        for row in rows:
-            print(f"{row[0]:<55} {row[1]:>32} {row[2]:>7}")
+    print_table(rows, args.markdown)
     print(f"\ntext: {path.name} (held-out last 10%); ours / classic perplexity: "
           f"{math.exp(a) / math.exp(b):.2f} (below 1 = ours better)")
     return 0

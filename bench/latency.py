@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.table import print_table
+
 ROOT = Path(__file__).resolve().parents[1]
 REPEATS = 20
 
@@ -61,13 +63,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{sorted(direct)[int(0.95 * REPEATS) - 1] * 1000:.1f} ms", "<= 100 ms"),
             ("server via gradio_client", f"{statistics.median(served) * 1000:.1f} ms",
              f"{sorted(served)[int(0.95 * REPEATS) - 1] * 1000:.1f} ms", "<= 100 ms")]
-    if args.markdown:
-        print("| " + " | ".join(rows[0]) + " |\n|---|---|---|---|")
-        for row in rows[1:]:
-            print("| " + " | ".join(row) + " |")
-    else:
-        for row in rows:
-            print(f"{row[0]:<28} {row[1]:>22} {row[2]:>10} {row[3]:>10}")
+    print_table(rows, args.markdown)
     return 0
 
 

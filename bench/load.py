@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from bench.table import print_table
+
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ["the lamp", "i was", "the sea", "the keeper", "in the"]
 
@@ -132,18 +134,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def math_nan() -> float:
     return float("nan")
-
-
-def print_table(rows, markdown: bool) -> None:
-    if markdown:
-        print("| " + " | ".join(rows[0]) + " |")
-        print("|" + "---|" * len(rows[0]))
-        for row in rows[1:]:
-            print("| " + " | ".join(row) + " |")
-        return
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from bench.table import print_table
 from lstm_core.generate import SamplingConfig, encode_prompt, generate_ids
 from lstm_core.memorization import analyze
 from lstm_core.text import read_text, tokenize
@@ -112,18 +113,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {r['sample']}...")
     print(f"machine: {platform.platform()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     return 0
-
-
-def print_table(rows, markdown: bool) -> None:
-    if markdown:
-        print("| " + " | ".join(rows[0]) + " |")
-        print("|" + "---|" * len(rows[0]))
-        for row in rows[1:]:
-            print("| " + " | ".join(row) + " |")
-        return
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
 
 
 if __name__ == "__main__":

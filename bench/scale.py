@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.table import print_table
+
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"10 KB": 10_000, "1 MB": 1_000_000, "5 MB": 5_000_000}
 
@@ -89,15 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"{r['setup_s']:.1f}", f"{r['tokens_per_s']:,.0f}",
                              f"{r['peak_rss_mb']:.0f}"))
             print(f"measured {recipe} {label}", file=sys.stderr)
-    if args.markdown:
-        print("| " + " | ".join(rows[0]) + " |")
-        print("|" + "---|" * len(rows[0]))
-        for row in rows[1:]:
-            print("| " + " | ".join(row) + " |")
-    else:
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print_table(rows, args.markdown)
     print("\ntokens/s counts the targets scored per second (windows: every position; seed: one "
           "per prefix pair).")
     return 0

@@ -36,6 +36,23 @@ def _check_positive(**values: int) -> None:
 # --------------------------------------------------------------------------- 1. prefix pairs
 
 
+def split_at(ids: Sequence[int] | Tensor, separator: int | None) -> list[list[int]]:
+    """Cut a flat id stream into pieces at every ``separator`` id (e.g. paragraph breaks).
+
+    The separators themselves are dropped; pieces shorter than 2 ids (nothing to predict) too.
+    With ``separator=None`` the whole stream is one piece.
+    """
+    pieces, current = [], []
+    for token_id in _as_ids(ids).tolist():
+        if token_id == separator:
+            pieces.append(current)
+            current = []
+        else:
+            current.append(token_id)
+    pieces.append(current)
+    return [p for p in pieces if len(p) >= 2]
+
+
 def prefix_pairs(
     paragraphs: list[list[int]], pad_id: int = PAD_ID, max_elements: int = 50_000_000
 ) -> tuple[Tensor, Tensor]:

@@ -146,3 +146,10 @@ def test_eval_batches_fit_a_short_tail():
     assert batches.batch_size == 5
     x, y = next(iter(batches))
     assert x.shape == (5, 1) and torch.equal(y, x + 1)
+
+
+def test_split_at_cuts_at_separators_and_drops_short_pieces():
+    from lstm_core.data import split_at
+
+    assert split_at([5, 6, 0, 7, 0, 8, 9, 10], separator=0) == [[5, 6], [8, 9, 10]]
+    assert split_at(torch.tensor([1, 2, 3]), separator=None) == [[1, 2, 3]]

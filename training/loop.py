@@ -22,7 +22,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lstm_core.data import SequentialBatches, prefix_pairs, random_windows, train_val_split
+from lstm_core.data import (
+    SequentialBatches,
+    prefix_pairs,
+    random_windows,
+    split_at,
+    train_val_split,
+)
 from lstm_core.model import LSTMLanguageModel, ModelConfig
 from lstm_core.text import PARAGRAPH, tokenize
 from lstm_core.vocab import Vocabulary
@@ -59,15 +65,7 @@ class Corpus:
     def train_paragraphs(self) -> list[list[int]]:
         """The training ids cut at paragraph breaks (the seed recipe's unit)."""
         paragraph_id = self.vocab.token_to_id(PARAGRAPH) if PARAGRAPH in self.vocab else None
-        paragraphs, current = [], []
-        for token_id in self.train_ids.tolist():
-            if token_id == paragraph_id:
-                paragraphs.append(current)
-                current = []
-            else:
-                current.append(token_id)
-        paragraphs.append(current)
-        return [p for p in paragraphs if len(p) >= 2]
+        return split_at(self.train_ids, paragraph_id)
 
 
 def pick_device(name: str) -> torch.device:
