@@ -36,5 +36,11 @@ ui: $(STAMP)
 	$(PY) -c "from training.registry import open_store; open_store()"
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)
 
+# Every benchmark table in the README, one after the other (about 15 minutes on 2 CPUs).
 bench: $(STAMP)
 	$(PY) -m bench.core --markdown
+	$(PY) -m bench.memorize --markdown
+	$(PY) -m bench.heldout --markdown
+	$(PY) -m bench.latency --markdown
+	$(PY) -m bench.load --markdown
+	$(PY) -m bench.scale --markdown --steps 20
