@@ -37,6 +37,7 @@ ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 # Every benchmark table in the README, one after the other (about 15 minutes on 2 CPUs).
+bench: export OMP_WAIT_POLICY = PASSIVE
 bench: $(STAMP)
 	$(PY) -m bench.core --markdown
 	$(PY) -m bench.memorize --markdown
