@@ -2,8 +2,8 @@
 
 ``lstm_layer`` in model.py lets autograd record every small operation of every step and replay
 them backwards. That is easy to read but slow on a CPU: dozens of tiny kernels and saved
-tensors per step. Here the forward pass saves only the four gate activations and the cell
-state of each step, and the backward pass applies the chain rule to the LSTM equations
+tensors per step. Here the forward pass saves only the four gate activations, the cell state
+and its tanh at each step, and the backward pass applies the chain rule to the LSTM equations
 directly, one step at a time from the end:
 
     forward:  z = x_t W_ih^T + b + h W_hh^T       i, f, o = sigmoid(z_i, z_f, z_o); g = tanh(z_g)
