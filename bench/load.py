@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             app.terminate()
             app.wait(timeout=30)
     total = args.callers * args.calls
-    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [math_nan()] * 99
+    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [float("nan")] * 99
     rows = [
         ("app serving after launch", f"{startup:.1f} s", "<= 10 s"),
         ("/generate calls (30 words each)", f"{total} from {args.callers} callers", ""),
@@ -130,10 +130,6 @@ def main(argv: list[str] | None = None) -> int:
     for err in errors[:5]:
         print("error:", err)
     return 0 if not errors and "error" not in training else 1
-
-
-def math_nan() -> float:
-    return float("nan")
 
 
 if __name__ == "__main__":
