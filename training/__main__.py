@@ -6,12 +6,12 @@ Prints one line per log interval and, last, ``run_id=<id>``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from tqdm import tqdm
 
 from training.config import add_config_flags, config_from_args
+from training.distributed import is_main_process
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         total = args.steps if args.resume else config.steps
         with tqdm(total=total, desc="training", unit="step", file=sys.stderr,
                   dynamic_ncols=True, mininterval=0.5,
-                  disable=os.environ.get("RANK", "0") != "0") as bar:
+                  disable=not is_main_process()) as bar:
             def on_step(step, steps, loss):
                 bar.total = steps
                 bar.n = step

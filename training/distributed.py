@@ -40,6 +40,11 @@ class World:
         return tensor.item() / self.size
 
 
+def is_main_process() -> bool:
+    """True for a lone process and for rank 0 under torchrun (readable before the group exists)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def init_world(device: torch.device) -> World:
     """Join the process group torchrun describes in the environment; a lone process is World()."""
     size = int(os.environ.get("WORLD_SIZE", "1"))

@@ -117,17 +117,15 @@ def save_artifact_file(run_id: str, name: str, write) -> None:
     A process killed mid-write leaves the previous version intact, never half a file.
     """
     folder = local_artifact_dir(run_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp) / name
-        write(tmp_path)
-        if folder is None:  # a remote store: upload through MLflow
-            mlflow.log_artifact(str(tmp_path), run_id=run_id)
-            return
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f".{name}.partial"
-        os.replace(tmp_path, partial) if tmp_path.stat().st_dev == folder.stat().st_dev \
-            else partial.write_bytes(tmp_path.read_bytes())
-        os.replace(partial, folder / name)
+    if folder is None:  # a remote store: write locally, then upload through MLflow
+        with tempfile.TemporaryDirectory() as tmp:
+            write(Path(tmp) / name)
+            mlflow.log_artifact(str(Path(tmp) / name), run_id=run_id)
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{name}.partial"  # same folder, so the rename below is atomic
+    write(partial)
+    os.replace(partial, folder / name)
 
 
 def artifact_path(run_id: str, name: str) -> Path:

@@ -8,7 +8,6 @@ the same step axis with its optimizer state restored.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from lstm_core.memorization import analyze, extractable_memorization
 from lstm_core.text import read_text
 from training import registry
 from training.config import TrainConfig
+from training.distributed import is_main_process
 from training.loop import Trainer
 
 SAMPLE_LENGTH = 100  # tokens in the greedy sample whose novelty is logged at the end
@@ -109,8 +109,7 @@ def train_run(
     log interval with the same numbers that go to MLflow.
     """
     # Under torchrun only rank 0 creates or changes the store; the others at most read from it.
-    is_main = os.environ.get("RANK", "0") == "0"
-    experiment_id = registry.open_store() if is_main or resume else None
+    experiment_id = registry.open_store() if is_main_process() or resume else None
     checkpoint = None
     if resume:
         registry.get_run(resume)  # a clear error for an unknown id
