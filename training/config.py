@@ -12,6 +12,8 @@ from lstm_core.model import BACKENDS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = PROJECT_ROOT / "corpus" / "lighthouse_keeper.txt"
+# The write-up's essay, kept outside the project (tests and benchmarks skip when it is absent).
+SPIKE = PROJECT_ROOT.parent / "shared" / "corpus" / "the_spike.txt"
 RECIPES = ("seed", "windows")
 
 
