@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from lstm_core.cells import CELLS
 from lstm_core.model import BACKENDS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,7 @@ class TrainConfig:
     early_stop_patience: int = 0  # stop after this many evals without a new best (0 = never)
     min_count: int = 1  # words seen fewer times become <unk>
     backend: str = "scratch"  # "scratch" (hand-written backward), "autograd" (the readable cell) or "torch" (nn.LSTM)
+    cell: str = "lstm"  # recurrent cell: "lstm", "gru" or "rnn" (plain tanh); the latter two run backend scratch as autograd
     device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when available)
     seed: int = 1337  # seeds weight init and batch sampling
     memorization_prefix: int = 8  # k: tokens of source given to test extractable memorization
@@ -60,10 +62,13 @@ class TrainConfig:
             (self.eval_interval >= 1, "eval_interval must be at least 1"),
             (self.grad_clip >= 0, "grad_clip must be >= 0"),
             (self.device in ("cpu", "cuda", "auto"), "device must be 'cpu', 'cuda' or 'auto'"),
+            (self.cell in CELLS, f"cell must be one of {CELLS}, got {self.cell!r}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        if self.cell != "lstm" and self.backend == "scratch":
+            self.backend = "autograd"  # only the LSTM has a hand-written backward; logged as such
 
     @classmethod
     def for_recipe(cls, recipe: str = "windows", **overrides) -> TrainConfig:
@@ -107,7 +112,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 _CHOICES = {"recipe": RECIPES, "tokenizer": ("seed", "words"), "window_order": ("random", "sequential"), "optimizer": ("adam", "sgd"),
-            "backend": BACKENDS, "device": ("cpu", "cuda", "auto")}
+            "backend": BACKENDS, "cell": CELLS, "device": ("cpu", "cuda", "auto")}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
