@@ -13,6 +13,10 @@ The recurrence has three interchangeable backends holding the *same* parameters:
 
 Everything else (embedding, dropout, output projection, loss) is shared, so switching backends
 changes nothing but speed. The tests check that both give the same numbers.
+
+``cell`` swaps the LSTM for a plain tanh RNN or a GRU (lstm_core/cells.py), on the same embedding,
+output layer and ``forward`` contract. Those two have no hand-written backward: for them the
+``scratch`` backend means ``autograd``.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstm_core import cells
 from lstm_core.bptt import lstm_layer_bptt
 
 BACKENDS = ("scratch", "autograd", "torch")
 
-# An LSTM state is the pair (h, c), each of shape (L, B, H), the layout nn.LSTM uses.
-State = tuple[Tensor, Tensor]
+# An LSTM state is the pair (h, c), each of shape (L, B, H), the layout nn.LSTM uses. A GRU or a
+# plain RNN has no cell state: its state is (h,). Either way state[0] is h.
+State = tuple[Tensor, ...]
 
 
 @dataclass
@@ -40,6 +46,7 @@ class ModelConfig:
     dropout: float = 0.0  # dropout on embeddings, between layers and before the output layer
     tie_weights: bool = False  # share the embedding matrix with the output layer (needs E == H)
     backend: str = "scratch"  # "scratch" (hand-written backward), "autograd" or "torch" (nn.LSTM)
+    cell: str = "lstm"  # "lstm", "gru" or "rnn" (plain tanh): the recurrent layer
 
     def __post_init__(self) -> None:
         if self.vocab_size < 3:
@@ -55,6 +62,10 @@ class ModelConfig:
             )
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.cell not in cells.CELLS:
+            raise ValueError(f"cell must be one of {cells.CELLS}, got {self.cell!r}")
+        if self.cell != "lstm" and self.backend == "scratch":
+            self.backend = "autograd"  # only the LSTM has a hand-written backward
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,13 +123,17 @@ class LSTMLanguageModel(nn.Module):
         self.config = config
         E, H, V = config.embed_dim, config.hidden_size, config.vocab_size
         self.embedding = nn.Parameter(torch.empty(V, E))
-        # Per layer l: weight_ih_l (4H, In), weight_hh_l (4H, H), bias_l (4H,).
+        # Per layer l: weight_ih_l (4H, In), weight_hh_l (4H, H), bias_l (4H,) for the LSTM's four
+        # gates (3H for the GRU's three blocks, H for the plain RNN).
         # One bias per layer is enough: nn.LSTM's two biases are only ever added together.
+        G = cells.GATE_BLOCKS[config.cell]
         for layer in range(config.num_layers):
             in_size = E if layer == 0 else H
-            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(4 * H, in_size)))
-            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(4 * H, H)))
-            self.register_parameter(f"bias_l{layer}", nn.Parameter(torch.empty(4 * H)))
+            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(G * H, in_size)))
+            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(G * H, H)))
+            self.register_parameter(f"bias_l{layer}", nn.Parameter(torch.empty(G * H)))
+            if config.cell == "gru":  # the candidate's recurrent bias sits inside r * (...)
+                self.register_parameter(f"bias_hn_l{layer}", nn.Parameter(torch.empty(H)))
         # With tied weights the output layer reuses the embedding matrix (Press & Wolf 2017).
         self.out_weight = None if config.tie_weights else nn.Parameter(torch.empty(V, H))
         self.out_bias = nn.Parameter(torch.empty(V))
@@ -126,7 +141,7 @@ class LSTMLanguageModel(nn.Module):
         # Shells for the "torch" backend: nn.LSTM modules whose own weights are never used (our
         # parameters are passed in on every call). A plain list keeps them out of
         # .parameters() and the state_dict.
-        self._torch_shells = [nn.LSTM(E if layer == 0 else H, H, batch_first=True)
+        self._torch_shells = [cells.TORCH_MODULES[config.cell](E if layer == 0 else H, H, batch_first=True)
                               for layer in range(config.num_layers)]
 
     def reset_parameters(self) -> None:
@@ -147,18 +162,22 @@ class LSTMLanguageModel(nn.Module):
             bias = getattr(self, f"bias_l{layer}")
             nn.init.zeros_(bias)
             # A forget-gate bias of 1 keeps the cell's memory open early in training
-            # (Jozefowicz et al. 2015); the other gates start at 0.
+            # (Jozefowicz et al. 2015); the other gates start at 0. In a GRU this block is the
+            # update gate z, whose 1 does the same (keep the old h); a plain RNN has no such block.
             nn.init.ones_(bias.data[H : 2 * H])
+            if self.config.cell == "gru":
+                nn.init.zeros_(getattr(self, f"bias_hn_l{layer}"))
         if self.out_weight is not None:
             nn.init.xavier_uniform_(self.out_weight)
         nn.init.zeros_(self.out_bias)
 
     # -- parameters by layer -------------------------------------------------------------------
 
-    def layer_weights(self, layer: int) -> tuple[Tensor, Tensor, Tensor]:
-        """(weight_ih, weight_hh, bias) of one layer."""
+    def layer_weights(self, layer: int) -> tuple[Tensor, ...]:
+        """(weight_ih, weight_hh, bias) of one layer; a GRU's ends with bias_hn too."""
+        extra = (getattr(self, f"bias_hn_l{layer}"),) if self.config.cell == "gru" else ()
         return (getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}"),
-                getattr(self, f"bias_l{layer}"))
+                getattr(self, f"bias_l{layer}"), *extra)
 
     @property
     def output_weight(self) -> Tensor:
@@ -173,10 +192,10 @@ class LSTMLanguageModel(nn.Module):
     # -- state ---------------------------------------------------------------------------------
 
     def initial_state(self, batch_size: int) -> State:
-        """Zero (h, c), each (L, B, H)."""
+        """Zero (h, c), each (L, B, H); (h,) alone for a GRU or plain RNN."""
         shape = (self.config.num_layers, batch_size, self.config.hidden_size)
         zeros = self.embedding.new_zeros(shape)
-        return zeros, zeros.clone()
+        return (zeros, zeros.clone()) if self.config.cell == "lstm" else (zeros,)
 
     # -- forward -------------------------------------------------------------------------------
 
@@ -188,10 +207,10 @@ class LSTMLanguageModel(nn.Module):
 
         targets: (B, T) ids to score at every position, or (B,) ids to score at the last
             position only (the write-up's prefix -> next-word pairs). Loss is mean cross-entropy.
-        state: (h, c) carried over from a previous call, or None for zeros.
+        state: (h, c) ((h,) for a GRU or RNN) carried over from a previous call, or None for zeros.
         last_only: compute logits for the last position only (generation needs no more).
         Returns logits (B, T, V), or (B, 1, V) when only the last position is kept; the loss
-        (None without targets); the new state (h, c).
+        (None without targets); the new state (h, c), or (h,).
         """
         if idx.dim() != 2:
             raise ValueError(f"idx must be (batch, time), got shape {tuple(idx.shape)}")
@@ -214,8 +233,11 @@ class LSTMLanguageModel(nn.Module):
         x = self.dropout(F.embedding(idx, self.embedding))  # (B, T, E)
         final_h, final_c = [], []
         for layer in range(self.config.num_layers):
-            h0, c0 = state[0][layer], state[1][layer]  # (B, H)
-            if self.config.backend == "autograd" or record is not None:
+            h0 = state[0][layer]  # (B, H)
+            c0 = state[1][layer] if self.config.cell == "lstm" else None
+            if self.config.cell != "lstm":  # a GRU or plain RNN layer: no cell state
+                (x, h), c = self._cell_layer(layer, x, h0, record), None
+            elif self.config.backend == "autograd" or record is not None:
                 x, h, c = lstm_layer(x, h0, c0, *self.layer_weights(layer), record=record)
             elif self.config.backend == "scratch":
                 x, h, c = lstm_layer_bptt(x, h0, c0, *self.layer_weights(layer))
@@ -225,7 +247,8 @@ class LSTMLanguageModel(nn.Module):
                 x = self.dropout(x)  # dropout between stacked layers
             final_h.append(h)
             final_c.append(c)
-        return x, (torch.stack(final_h), torch.stack(final_c))
+        states = (final_h, final_c) if self.config.cell == "lstm" else (final_h,)
+        return x, tuple(torch.stack(s) for s in states)
 
     def dropout(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.config.dropout, self.training)
@@ -239,21 +262,31 @@ class LSTMLanguageModel(nn.Module):
         out, (h, c) = torch.func.functional_call(self._torch_shells[layer], params, (x, hx))
         return out, h[0], c[0]
 
+    def _cell_layer(self, layer: int, x: Tensor, h0: Tensor, record: dict | None):
+        """One GRU or plain-RNN layer: the readable cell, or nn.GRU / nn.RNN for "torch"."""
+        weights = self.layer_weights(layer)
+        if self.config.backend == "torch" and record is None:
+            return cells.torch_layer(self._torch_shells[layer], x, h0, *weights)
+        layer_fn = cells.gru_layer if self.config.cell == "gru" else cells.rnn_layer
+        return layer_fn(x, h0, *weights, record=record)
+
     # -- inspection ----------------------------------------------------------------------------
 
     @torch.inference_mode()
     def inspect(self, idx: Tensor, state: State | None = None) -> dict[str, Tensor]:
         """Gate activations and states at every step, for a (1, T) or (T,) sequence.
 
-        Returns {"input", "forget", "candidate", "output", "cell", "hidden"}, each (L, T, H),
-        computed with the scratch cell (the fused kernel does not expose its gates).
+        Returns {"input", "forget", "candidate", "output", "cell", "hidden"} for an LSTM,
+        {"reset", "update", "candidate", "hidden"} for a GRU, {"hidden"} for a plain RNN; each
+        (L, T, H), computed with the readable autograd cell (neither the hand-written backward
+        nor the fused kernel keeps its gates).
         """
         if idx.dim() == 1:
             idx = idx.unsqueeze(0)
         if idx.size(0) != 1:
             raise ValueError("inspect takes a single sequence")
         record: dict[str, list[Tensor]] = {
-            name: [] for name in ("input", "forget", "candidate", "output", "cell", "hidden")}
+            name: [] for name in cells.RECORDED[self.config.cell]}
         was_training = self.training
         self.eval()
         try:

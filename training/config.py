@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from lstm_core.cells import CELLS
 from lstm_core.model import BACKENDS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +47,7 @@ class TrainConfig:
     min_count: int = 1  # words seen fewer times become <unk>
     max_vocab: int = 10000  # keep only the N most frequent words, the rest become <unk> (0 = no cap)
     backend: str = "scratch"  # "scratch" (hand-written backward), "autograd" (the readable cell) or "torch" (nn.LSTM)
+    cell: str = "lstm"  # recurrent cell: "lstm", "gru" or "rnn" (plain tanh); the latter two run backend scratch as autograd
     device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when available)
     seed: int = 1337  # seeds weight init and batch sampling
     memorization_prefix: int = 8  # k: tokens of source given to test extractable memorization
@@ -71,10 +73,13 @@ class TrainConfig:
             (self.memorization_prefix >= 1, "memorization_prefix must be at least 1"),
             (self.memorization_suffix >= 1, "memorization_suffix must be at least 1"),
             (self.device in ("cpu", "cuda", "auto"), "device must be 'cpu', 'cuda' or 'auto'"),
+            (self.cell in CELLS, f"cell must be one of {CELLS}, got {self.cell!r}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        if self.cell != "lstm" and self.backend == "scratch":
+            self.backend = "autograd"  # only the LSTM has a hand-written backward; logged as such
 
     @classmethod
     def for_recipe(cls, recipe: str = "windows", **overrides) -> TrainConfig:
@@ -118,7 +123,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 _CHOICES = {"recipe": RECIPES, "tokenizer": ("seed", "words"), "window_order": ("random", "sequential"), "optimizer": ("adam", "sgd"),
-            "backend": BACKENDS, "device": ("cpu", "cuda", "auto")}
+            "backend": BACKENDS, "cell": CELLS, "device": ("cpu", "cuda", "auto")}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

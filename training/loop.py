@@ -83,7 +83,7 @@ def model_config_for(config: TrainConfig, vocab_size: int) -> ModelConfig:
         vocab_size=vocab_size, embed_dim=config.embed_dim, hidden_size=config.hidden_size,
         num_layers=config.num_layers, dropout=config.dropout,
         tie_weights=config.tie_weights and config.embed_dim == config.hidden_size,
-        backend=config.backend)
+        backend=config.backend, cell=config.cell)
 
 
 class Batches:

@@ -48,7 +48,7 @@ PROJECT_STORE = PROJECT_ROOT / "mlruns" / "mlflow.db"
 MODEL_FILE = "model.pt"  # best-validation weights: what the app and the sampling CLI load
 LAST_FILE = "last.pt"  # the latest step with optimizer state: what --resume continues from
 SOURCE_FILE = "source.txt"  # the exact training text, to measure memorization against
-RUN_COLUMNS = ["run_id", "name", "recipe", "backend", "corpus", "steps", "train_loss", "val_loss",
+RUN_COLUMNS = ["run_id", "name", "recipe", "cell", "backend", "corpus", "steps", "train_loss", "val_loss",
                "val_perplexity", "best_val_loss", "extractable_memorization", "sample_copied_4gram_fraction",
                "sample_longest_copied_span", "duration_s", "status", "start_time"]
 
@@ -370,6 +370,7 @@ def list_runs() -> pd.DataFrame:
         "run_id": runs["run_id"],
         "name": column("tags.mlflow.runName", ""),
         "recipe": column("params.recipe", ""),
+        "cell": column("params.cell", "lstm").fillna("lstm"),  # runs from before #14: LSTMs
         "backend": column("params.backend", ""),
         "corpus": column("tags.corpus_name", ""),
         "steps": column("metrics.step", math.nan),

@@ -20,6 +20,7 @@ import mlflow
 import torch
 
 from lstm_core.generate import SamplingConfig, stream_ids
+from lstm_core.gradient_flow import gradient_flow
 from lstm_core.memorization import analyze, extractable_memorization
 from lstm_core.text import read_text
 from training import registry
@@ -28,6 +29,8 @@ from training.distributed import is_main_process
 from training.loop import Trainer
 
 SAMPLE_LENGTH = 100  # tokens in the greedy sample whose novelty is logged at the end
+FLOW_PASSAGES, FLOW_LENGTH = 8, 60  # gradient flow: passages of the text, words read in each
+GRADIENT_FLOW_FILE = "gradient_flow.json"
 
 
 def _log_line(step: int, total: int, metrics: dict[str, float]) -> str:
@@ -73,7 +76,34 @@ def _log_final_figures(run_id: str, trainer: Trainer) -> dict[str, float]:
         if n in report.novelty:
             figures[f"sample_novelty_{n}"] = report.novelty[n]
     mlflow.log_metrics(figures, step=trainer.step)
+    _log_gradient_flow(run_id, model, source_ids)
     return figures
+
+
+def _log_gradient_flow(run_id: str, model, source_ids: torch.Tensor) -> None:
+    """gradient_flow.json ({"distance", "grad_norm"}, 1 at distance 0) and its plot, of the
+    finished model on passages spread evenly over the text."""
+    length = min(FLOW_LENGTH, len(source_ids) - 1)
+    if length < 1:
+        return
+    starts = torch.linspace(0, len(source_ids) - length - 1, FLOW_PASSAGES).long().unique()
+    flow = gradient_flow(model, torch.stack([source_ids[s : s + length + 1] for s in starts]))
+    registry.save_artifact_file(run_id, GRADIENT_FLOW_FILE,
+                                lambda p: p.write_text(json.dumps(flow), encoding="utf-8"))
+    registry.save_artifact_file(run_id, "gradient_flow.png",
+                                lambda p: _flow_figure(flow, model.config.cell).savefig(p, format="png"))
+
+
+def _flow_figure(flow: dict, cell: str):
+    from matplotlib.figure import Figure  # no pyplot: no global state, safe in the app's threads
+
+    figure = Figure(figsize=(5, 3.2), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    axes.semilogy(flow["distance"], flow["grad_norm"], marker=".")
+    axes.set(xlabel="distance back from the last word (steps)", title=f"gradient flow ({cell})",
+             ylabel="|d loss / d input|, 1 at distance 0")
+    axes.grid(True, which="both", alpha=0.3)
+    return figure
 
 
 class Interrupted(KeyboardInterrupt):
@@ -237,6 +267,7 @@ def _log_run_setup(run_id, config: TrainConfig, trainer: Trainer, text: str, cor
         "corpus_sha256": registry.sha256_text(text),
         "recipe": config.recipe,
         "backend": config.backend,
+        "cell": config.cell,
         "tokenizer": config.tokenizer,
         "torch_version": torch.__version__,
     })
