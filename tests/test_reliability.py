@@ -34,8 +34,9 @@ QUIET = lambda line: None  # noqa: E731
 
 
 def error_lines(stderr: str) -> list[str]:
-    """stderr without the progress bar's lines."""
-    return [line for line in stderr.splitlines() if line.strip() and "step/s" not in line]
+    """stderr without the progress bar's lines and MLflow's INFO log lines (store creation)."""
+    return [line for line in stderr.replace("\r", "\n").splitlines()
+            if line.strip() and not line.startswith("training:") and " INFO " not in line]
 
 
 # ---- bounded work --------------------------------------------------------------------------

@@ -193,15 +193,16 @@ def train_run(
     between steps: the last checkpoint is saved, the run ends KILLED and its id is returned.
     Ctrl-C or SIGTERM (main thread only) do the same, then raise ``Interrupted``.
     """
+    checkpoint = None
+    if not resume:
+        if config is None:
+            raise ValueError("train_run needs a config or a run to resume")
+        if text is None:
+            text = read_text(config.corpus)  # a bad corpus is refused before the store is touched
     # Under torchrun only rank 0 creates or changes the store; the others at most read from it.
     experiment_id = registry.open_store() if is_main_process() or resume else None
-    checkpoint = None
     if resume:
         config, text, checkpoint = _load_resume(resume, steps)
-    if config is None:
-        raise ValueError("train_run needs a config or a run to resume")
-    if text is None:
-        text = read_text(config.corpus)
     trainer = Trainer(config, text, checkpoint)  # validates the text before a run is created
     if not trainer.world.is_main:  # under torchrun, only rank 0 logs and writes checkpoints
         trainer.run()
