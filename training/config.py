@@ -104,10 +104,12 @@ SEED_RECIPE = dict(
 )
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One --flag per TrainConfig field, its help text taken from the field's comment."""
+def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One --flag per TrainConfig field (but those in skip), its help text from the field's comment."""
     comments = _field_comments()
     for f in fields(TrainConfig):
+        if f.name in skip:
+            continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default
         help_text = f"{comments.get(f.name, '')} (default: {default}; seed recipe: {SEED_RECIPE[f.name]})" \

@@ -135,8 +135,10 @@ def train_run(
         trainer.run()
         return ""
 
+    # A run started while another is active (training.sweep's parent) is nested under it.
     with mlflow.start_run(run_id=resume, run_name=None if resume else run_name,
-                          experiment_id=experiment_id) as active:
+                          experiment_id=experiment_id,
+                          nested=mlflow.active_run() is not None) as active:
         run_id = active.info.run_id
         if not resume:
             _log_run_setup(run_id, config, trainer, text, corpus_name)
