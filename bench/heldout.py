@@ -27,11 +27,11 @@ from bench.table import print_table
 from lstm_core.data import SequentialBatches
 from lstm_core.model import LSTMLanguageModel, ModelConfig
 from lstm_core.text import read_text
-from training.config import TrainConfig
+from training.config import SPIKE, TrainConfig
 from training.loop import Corpus, Trainer, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-TEXTS = {"the_spike.txt": ROOT.parent / "shared" / "corpus" / "the_spike.txt",
+TEXTS = {"the_spike.txt": SPIKE,
          "persuasion_ch1-2.txt": ROOT / "corpus" / "persuasion_ch1-2.txt"}
 # The recommended generalizing recipe, on top of the windows recipe's defaults.
 RECOMMENDED = dict(dropout=0.4, locked_dropout=True, embed_dropout=0.1, weight_drop=0.5,

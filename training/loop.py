@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -60,7 +61,8 @@ class Corpus:
         # The vocabulary covers the whole text, held-out tail included, so validation never
         # meets a word the model has no id for.
         if vocab is None:
-            vocab = Vocabulary.build(tokens, min_count=config.min_count, scheme=config.tokenizer)
+            vocab = Vocabulary.build(tokens, min_count=config.min_count, scheme=config.tokenizer,
+                                     max_size=config.max_vocab)
         ids = vocab.encode(tokens, unknown="unk")
         train_ids, val_ids = train_val_split(ids, config.val_fraction)
         return cls(text, vocab, train_ids, val_ids)
@@ -203,23 +205,28 @@ class Trainer:
         }
 
     def _restore(self, checkpoint: dict) -> None:
-        self.model.load_state_dict(checkpoint["state_dict"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.generator.set_state(checkpoint["generator"])
-        torch.set_rng_state(checkpoint["torch_rng"])
-        self.step = checkpoint["step"]
-        self.best_val = checkpoint["best_val"]
-        self.evals_since_best = checkpoint["evals_since_best"]
-        self.best_step = checkpoint.get("best_step", 0)
-        if checkpoint.get("ntasgd"):
-            self.average = WeightAverage(self.model, checkpoint["ntasgd"]["start_step"])
-            self.average.load_state_dict(checkpoint["ntasgd"])
-        self.history = dict(checkpoint["metrics"])
+        try:
+            self.model.load_state_dict(checkpoint["state_dict"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+            self.generator.set_state(checkpoint["generator"])
+            torch.set_rng_state(checkpoint["torch_rng"])
+            self.step = int(checkpoint["step"])
+            self.best_val = float(checkpoint["best_val"])
+            self.evals_since_best = int(checkpoint["evals_since_best"])
+            self.best_step = int(checkpoint.get("best_step", 0))
+            if checkpoint.get("ntasgd"):
+                self.average = WeightAverage(self.model, checkpoint["ntasgd"]["start_step"])
+                self.average.load_state_dict(checkpoint["ntasgd"])
+            self.history = dict(checkpoint["metrics"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            reason = " ".join(str(err).split())[:200] or type(err).__name__
+            raise ValueError(f"The checkpoint cannot be resumed: {reason}") from None
 
     # -- the loop ----------------------------------------------------------------------------
 
-    def train_step(self, state):
+    def train_step(self, state=None) -> StepResult:
+        """One optimizer step on the next batch; advances ``self.step``."""
         x, y, carry = self.batches.next()
         x, y = x.to(self.device), y.to(self.device)
         if not carry:
@@ -232,12 +239,14 @@ class Trainer:
         self.optimizer.step()
         if self.average is not None:
             self.average.update()
+        self.step += 1
         # Keep the values, drop the graph: the next chunk continues from here without
         # backpropagating into this one.
         state = tuple(s.detach() for s in state)
-        # Logged train_loss is the cross-entropy alone, comparable with val_loss.
+        # The logged train_loss is the cross-entropy alone (no AR/TAR), comparable with val_loss.
         train_loss = loss.item() - self.model.last_penalty
-        return self.world.mean(train_loss), grad_norm.item(), y.numel() * self.world.size, state
+        return StepResult(self.world.mean(train_loss), grad_norm.item(),
+                          y.numel() * self.world.size, state)
 
     def run(
         self,
@@ -250,78 +259,55 @@ class Trainer:
 
         on_log(step, metrics) is called every eval_interval steps and at the end;
         on_checkpoint("last" | "best", checkpoint) after each log; on_step(step, loss) every step;
-        should_stop() after every step ends the loop early (Ctrl-C).
+        should_stop() after every step ends the loop early (Ctrl-C, a Stop button), after one
+        last log so the steps since the previous one are checkpointed too.
         """
         self.model.train()
-        state, losses, norms, tokens, started = None, [], [], 0, time.perf_counter()
+        window = _LogWindow()
         while self.step < self.config.steps and not should_stop():
-            loss, grad_norm, n_tokens, state = self.train_step(state)
-            self.step += 1
-            losses.append(loss)
-            norms.append(grad_norm)
-            tokens += n_tokens
-            on_step(self.step, loss)
+            result = self.train_step(window.state)
+            window.add(result)
+            on_step(self.step, result.loss)
             if self.step % self.config.eval_interval == 0 or self.step == self.config.steps:
-                elapsed = time.perf_counter() - started
-                stop = self._log(losses, norms, tokens / max(elapsed, 1e-9), on_log, on_checkpoint)
-                losses, norms, tokens, started = [], [], 0, time.perf_counter()
-                if stop:
+                if self._log(window, on_log, on_checkpoint):
                     break
+                window = _LogWindow(window.state)
+        if window.losses:  # stopped between two log intervals
+            self._log(window, on_log, on_checkpoint)
         return dict(self.history)
 
-    def _log(self, losses, norms, tokens_per_sec, on_log, on_checkpoint) -> bool:
+    def _log(self, window: _LogWindow, on_log, on_checkpoint) -> bool:
         """Validate, log, checkpoint; returns True when early stopping says to stop."""
-        metrics = {
-            "train_loss": sum(losses) / len(losses),
-            "lr": self.optimizer.param_groups[0]["lr"],
-            "grad_norm": sum(norms) / len(norms),
-            "tokens_per_sec": tokens_per_sec,
-        }
+        metrics = window.metrics(self.optimizer.param_groups[0]["lr"])
         # With NT-ASGD averaging, the averaged weights are the model: validate and save those.
         with self.average.swapped_in() if self.average else contextlib.nullcontext():
-            val_loss, held_out = self._validate()
-            metrics.update(held_out)
-            improved = self._update_schedule(val_loss)
+            val_loss = evaluate(self.model, self.corpus.val_ids, self.config.seq_len, self.device)
+            improved = self._track_validation(val_loss, metrics)
+            metrics.update(self._memorization_figures())
             best = self.checkpoint() if improved or math.isnan(val_loss) else None
         metrics["best_step"] = float(self.best_step)
-        metrics["best_val_loss"] = self.best_val
         self.history = metrics
         # Checkpoints first: once a step's log line is out, its checkpoint is on disk.
-        on_checkpoint("last", self.checkpoint())
-        # The windows recipe keeps its best-validation weights; the seed recipe, like the
-        # write-up, keeps its final weights (the ones that have memorized the text).
-        if best is not None or self.config.recipe == "seed":
-            on_checkpoint("best", best or self.checkpoint())
+        self._save_checkpoints(best, on_checkpoint)
         on_log(self.step, metrics)
+        window.losses.clear()
         patience = self.config.early_stop_patience
         return patience > 0 and self.evals_since_best >= patience
 
-    def _validate(self) -> tuple[float, dict[str, float]]:
-        """Validation loss, and memorization on a fixed, evenly spread sample of passages."""
-        cfg, figures = self.config, {}
-        val_loss = evaluate(self.model, self.corpus.val_ids, cfg.seq_len, self.device)
-        if not math.isnan(val_loss):
-            figures["val_loss"] = val_loss
-            figures["val_perplexity"] = math.exp(min(val_loss, 50.0))
-        window = cfg.memorization_prefix + cfg.memorization_suffix
-        if cfg.memorization_sample and len(self.corpus.train_ids) >= window:
-            started = time.perf_counter()
-            figures["extractable_memorization"] = extractable_memorization(
-                self.model, self.corpus.train_ids, cfg.memorization_prefix,
-                cfg.memorization_suffix, max_windows=cfg.memorization_sample)
-            figures["memorization_seconds"] = time.perf_counter() - started
-        return val_loss, figures
+    def _track_validation(self, val_loss: float, metrics: dict[str, float]) -> bool:
+        """Add the validation figures, update the best so far and the learning-rate schedule.
 
-    def _update_schedule(self, val_loss: float) -> bool:
-        """Track the best validation loss; cut the learning rate or start NT-ASGD averaging
-        when it stalls. Returns whether this evaluation is a new best."""
+        Returns whether this is a new best (False when there is no validation text)."""
         if math.isnan(val_loss):
             return False
+        metrics["val_loss"] = val_loss
+        metrics["val_perplexity"] = math.exp(min(val_loss, 50.0))
         improved = val_loss < self.best_val
         if improved:
             self.best_val, self.best_step, self.evals_since_best = val_loss, self.step, 0
         else:
             self.evals_since_best += 1
+        metrics["best_val_loss"] = self.best_val
         patience = self.config.lr_patience
         if self.config.optimizer == "ntasgd":  # the learning rate stays; averaging starts
             if self.average is None and patience > 0 and self.evals_since_best >= patience:
@@ -329,3 +315,60 @@ class Trainer:
         elif patience > 0:
             self.scheduler.step(val_loss)
         return improved
+
+    def _memorization_figures(self) -> dict[str, float]:
+        """Memorization on a fixed, evenly spread sample of training passages, and its cost."""
+        cfg = self.config
+        if not cfg.memorization_sample or \
+                len(self.corpus.train_ids) < cfg.memorization_prefix + cfg.memorization_suffix:
+            return {}
+        started = time.perf_counter()
+        rate = extractable_memorization(
+            self.model, self.corpus.train_ids, cfg.memorization_prefix, cfg.memorization_suffix,
+            max_windows=cfg.memorization_sample)
+        return {"extractable_memorization": rate,
+                "memorization_seconds": time.perf_counter() - started}
+
+    def _save_checkpoints(self, best: dict | None, on_checkpoint) -> None:
+        """last.pt always; model.pt when these are the weights to use (``best``, taken with
+        NT-ASGD's averaged weights in place).
+
+        The windows recipe keeps its best-validation weights; the seed recipe, like the
+        write-up, keeps its final weights (the ones that have memorized the text).
+        """
+        checkpoint = self.checkpoint()
+        on_checkpoint("last", checkpoint)
+        if best is not None or self.config.recipe == "seed":
+            on_checkpoint("best", best or checkpoint)
+
+
+class StepResult(NamedTuple):
+    """What one training step reports."""
+
+    loss: float  # mean training loss of the batch (over all processes)
+    grad_norm: float  # gradient norm before clipping
+    tokens: int  # targets scored (over all processes)
+    state: tuple[Tensor, Tensor]  # (h, c) after the batch, detached, for the next chunk
+
+
+class _LogWindow:
+    """The steps since the last log line: their losses, gradient norms, tokens and time."""
+
+    def __init__(self, state=None):
+        self.state, self.losses, self.norms, self.tokens = state, [], [], 0
+        self.started = time.perf_counter()
+
+    def add(self, result: StepResult) -> None:
+        self.state = result.state
+        self.losses.append(result.loss)
+        self.norms.append(result.grad_norm)
+        self.tokens += result.tokens
+
+    def metrics(self, lr: float) -> dict[str, float]:
+        elapsed = time.perf_counter() - self.started
+        return {
+            "train_loss": sum(self.losses) / len(self.losses),
+            "lr": lr,
+            "grad_norm": sum(self.norms) / len(self.norms),
+            "tokens_per_sec": self.tokens / max(elapsed, 1e-9),
+        }
