@@ -130,3 +130,29 @@ def test_penalty_is_added_to_the_training_loss_only_once():
 def test_config_bounds(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ModelConfig(vocab_size=23, **kwargs)
+
+
+def test_trainer_logs_memorization_best_step_and_ntasgd_averages():
+    from lstm_core.text import read_text
+    from training.config import TrainConfig
+    from training.loop import Trainer
+    from training.tracking import saved_model_note
+
+    config = TrainConfig.for_recipe(
+        "windows", steps=12, eval_interval=2, hidden_size=16, embed_dim=16, batch_size=4,
+        memorization_sample=8, optimizer="ntasgd", lr_patience=1, locked_dropout=True,
+        embed_dropout=0.1, weight_drop=0.5, ar=1.0, tar=1.0, lr=200.0)  # lr 200: it will stall
+    trainer = Trainer(config, read_text(config.corpus))
+    logged, saved = [], []
+    trainer.run(on_log=lambda step, metrics: logged.append(dict(metrics)),
+                on_checkpoint=lambda name, ckpt: saved.append((name, ckpt["step"])))
+    assert all(0 <= m["extractable_memorization"] <= 1 for m in logged)  # a curve, every eval
+    assert all("memorization_seconds" in m for m in logged)
+    best_val = min(m["val_loss"] for m in logged)
+    best_step = next(2 * (i + 1) for i, m in enumerate(logged) if m["val_loss"] == best_val)
+    assert logged[-1]["best_step"] == trainer.best_step
+    assert trainer.average is not None  # validation stalled: averaging started
+    assert ("best", trainer.best_step) in saved
+    note = saved_model_note(trainer)
+    assert note.startswith(f"model.pt holds step {trainer.best_step} of 12")
+    assert best_step == trainer.best_step
