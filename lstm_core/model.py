@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstm_core import cells
+from lstm_core import cells, regularizers
 from lstm_core.bptt import lstm_layer_bptt
 
 BACKENDS = ("scratch", "autograd", "torch")
@@ -47,14 +47,23 @@ class ModelConfig:
     tie_weights: bool = False  # share the embedding matrix with the output layer (needs E == H)
     backend: str = "scratch"  # "scratch" (hand-written backward), "autograd" or "torch" (nn.LSTM)
     cell: str = "lstm"  # "lstm", "gru" or "rnn" (plain tanh): the recurrent layer
+    # The AWD-LSTM regularizers (lstm_core/regularizers.py), all off by default:
+    locked_dropout: bool = False  # one dropout mask per sequence, the same at every time step
+    embed_dropout: float = 0.0  # drop whole words from the embedding matrix (input lookup only)
+    weight_drop: float = 0.0  # DropConnect on each layer's W_hh, one mask per forward call
+    ar: float = 0.0  # activation regularization: ar * mean(h^2) added to the training loss
+    tar: float = 0.0  # temporal AR: tar * mean((h_t - h_{t-1})^2) added to the training loss
 
     def __post_init__(self) -> None:
         if self.vocab_size < 3:
             raise ValueError(f"vocab_size must be at least 3 (two reserved ids + a word), got {self.vocab_size}")
         if min(self.embed_dim, self.hidden_size, self.num_layers) < 1:
             raise ValueError("embed_dim, hidden_size and num_layers must all be positive")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "embed_dropout", "weight_drop"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not (0.0 <= self.ar <= 100.0 and 0.0 <= self.tar <= 100.0):
+            raise ValueError(f"ar and tar must be in [0, 100], got {self.ar} and {self.tar}")
         if self.tie_weights and self.embed_dim != self.hidden_size:
             raise ValueError(
                 f"tie_weights needs embed_dim == hidden_size (got {self.embed_dim} and "
@@ -138,6 +147,7 @@ class LSTMLanguageModel(nn.Module):
         self.out_weight = None if config.tie_weights else nn.Parameter(torch.empty(V, H))
         self.out_bias = nn.Parameter(torch.empty(V))
         self.reset_parameters()
+        self.last_penalty = 0.0  # the AR/TAR part of the last training loss, for logging
         # Shells for the "torch" backend: nn.LSTM modules whose own weights are never used (our
         # parameters are passed in on every call). A plain list keeps them out of
         # .parameters() and the state_dict.
@@ -210,7 +220,8 @@ class LSTMLanguageModel(nn.Module):
         state: (h, c) ((h,) for a GRU or RNN) carried over from a previous call, or None for zeros.
         last_only: compute logits for the last position only (generation needs no more).
         Returns logits (B, T, V), or (B, 1, V) when only the last position is kept; the loss
-        (None without targets); the new state (h, c), or (h,).
+        (None without targets; in training mode it includes the AR/TAR penalties, whose value
+        is kept in ``self.last_penalty``); the new state (h, c), or (h,).
         """
         if idx.dim() != 2:
             raise ValueError(f"idx must be (batch, time), got shape {tuple(idx.shape)}")
@@ -219,10 +230,16 @@ class LSTMLanguageModel(nn.Module):
         hidden, state = self.run_lstm(idx, state)  # (B, T, H)
         if last_only:
             hidden = hidden[:, -1:]  # (B, 1, H): project only the positions we need
-        logits = F.linear(self.dropout(hidden), self.output_weight, self.out_bias)  # (B, T', V)
+        dropped = self.dropout(hidden)
+        logits = F.linear(dropped, self.output_weight, self.out_bias)  # (B, T', V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+            if self.training and (self.config.ar or self.config.tar):
+                penalty = (regularizers.activation_penalty(dropped, self.config.ar)
+                           + regularizers.temporal_activation_penalty(hidden, self.config.tar))
+                self.last_penalty = penalty.item()
+                loss = loss + penalty
         return logits, loss, state
 
     def run_lstm(self, idx: Tensor, state: State | None = None,
@@ -230,19 +247,27 @@ class LSTMLanguageModel(nn.Module):
         """Embed ``idx`` (B, T) and run every layer; returns the top layer's h (B, T, H)."""
         if state is None:
             state = self.initial_state(idx.size(0))
-        x = self.dropout(F.embedding(idx, self.embedding))  # (B, T, E)
+        embedding = self.embedding
+        if self.training:  # whole words dropped, for this batch's input lookup only
+            embedding = regularizers.embedding_dropout(embedding, self.config.embed_dropout)
+        x = self.dropout(F.embedding(idx, embedding))  # (B, T, E)
         final_h, final_c = [], []
         for layer in range(self.config.num_layers):
             h0 = state[0][layer]  # (B, H)
+            weights = self.layer_weights(layer)
+            if self.training and self.config.weight_drop:  # the masked W_hh goes to every backend
+                weight_ih, weight_hh, *rest = weights
+                weights = (weight_ih, regularizers.weight_drop(weight_hh, self.config.weight_drop),
+                           *rest)
             c0 = state[1][layer] if self.config.cell == "lstm" else None
             if self.config.cell != "lstm":  # a GRU or plain RNN layer: no cell state
-                (x, h), c = self._cell_layer(layer, x, h0, record), None
+                (x, h), c = self._cell_layer(layer, x, h0, record, weights), None
             elif self.config.backend == "autograd" or record is not None:
-                x, h, c = lstm_layer(x, h0, c0, *self.layer_weights(layer), record=record)
+                x, h, c = lstm_layer(x, h0, c0, *weights, record=record)
             elif self.config.backend == "scratch":
-                x, h, c = lstm_layer_bptt(x, h0, c0, *self.layer_weights(layer))
+                x, h, c = lstm_layer_bptt(x, h0, c0, *weights)
             else:
-                x, h, c = self._torch_layer(layer, x, h0, c0)
+                x, h, c = self._torch_layer(layer, x, h0, c0, weights)
             if layer < self.config.num_layers - 1:
                 x = self.dropout(x)  # dropout between stacked layers
             final_h.append(h)
@@ -251,20 +276,24 @@ class LSTMLanguageModel(nn.Module):
         return x, tuple(torch.stack(s) for s in states)
 
     def dropout(self, x: Tensor) -> Tensor:
+        """Dropout on a (B, T, D) tensor: a fresh mask per step, or one per sequence (locked)."""
+        if self.config.locked_dropout:
+            return regularizers.locked_dropout(x, self.config.dropout) if self.training else x
         return F.dropout(x, self.config.dropout, self.training)
 
-    def _torch_layer(self, layer: int, x: Tensor, h0: Tensor, c0: Tensor):
-        """The same layer through nn.LSTM's fused kernel, fed this model's own parameters."""
-        weight_ih, weight_hh, bias = self.layer_weights(layer)
+    def _torch_layer(self, layer: int, x: Tensor, h0: Tensor, c0: Tensor, weights=None):
+        """The same layer through nn.LSTM's fused kernel, fed this model's own parameters
+        (or ``weights``, the layer's (weight_ih, weight_hh, bias) with W_hh masked)."""
+        weight_ih, weight_hh, bias = weights or self.layer_weights(layer)
         params = {"weight_ih_l0": weight_ih, "weight_hh_l0": weight_hh,
                   "bias_ih_l0": bias, "bias_hh_l0": torch.zeros_like(bias)}
         hx = (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous())  # (1, B, H) each
         out, (h, c) = torch.func.functional_call(self._torch_shells[layer], params, (x, hx))
         return out, h[0], c[0]
 
-    def _cell_layer(self, layer: int, x: Tensor, h0: Tensor, record: dict | None):
-        """One GRU or plain-RNN layer: the readable cell, or nn.GRU / nn.RNN for "torch"."""
-        weights = self.layer_weights(layer)
+    def _cell_layer(self, layer: int, x: Tensor, h0: Tensor, record: dict | None, weights):
+        """One GRU or plain-RNN layer (its weights, W_hh maybe masked): the readable cell, or
+        nn.GRU / nn.RNN for "torch"."""
         if self.config.backend == "torch" and record is None:
             return cells.torch_layer(self._torch_shells[layer], x, h0, *weights)
         layer_fn = cells.gru_layer if self.config.cell == "gru" else cells.rnn_layer

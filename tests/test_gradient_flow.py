@@ -24,7 +24,8 @@ def direct_norms(model, passage):
         if model.config.cell == "lstm":
             hidden, _, _ = lstm_layer(hidden, *layer_state, *model.layer_weights(layer))
         else:
-            hidden, _ = model._cell_layer(layer, hidden, layer_state[0], None)
+            hidden, _ = model._cell_layer(layer, hidden, layer_state[0], None,
+                                          model.layer_weights(layer))
     logits = F.linear(hidden[:, -1], model.output_weight, model.out_bias)
     loss = F.cross_entropy(logits, passage[-1:])
     (grad,) = torch.autograd.grad(loss, x)

@@ -16,6 +16,7 @@ DEFAULT_CORPUS = PROJECT_ROOT / "corpus" / "lighthouse_keeper.txt"
 # The write-up's essay, kept outside the project (tests and benchmarks skip when it is absent).
 SPIKE = PROJECT_ROOT.parent / "shared" / "corpus" / "the_spike.txt"
 RECIPES = ("seed", "windows")
+OPTIMIZERS = ("adam", "sgd", "ntasgd")
 MAX_BATCH_SIZE = 8192  # bounds on one step's work, so a typo cannot take all the memory
 MAX_SEQ_LEN = 4096
 MAX_BATCH_TOKENS = 262_144  # windows recipe: batch_size x seq_len targets in one step
@@ -30,12 +31,17 @@ class TrainConfig:
     batch_size: int = 32  # sequences per step (seed recipe: prefix pairs per step)
     seq_len: int = 32  # window length in tokens (windows recipe only)
     window_order: str = "random"  # "random" windows, or "sequential" chunks carrying the state
-    optimizer: str = "sgd"  # "sgd" (plain SGD, as PyTorch's word_language_model) or "adam" (the write-up's)
+    optimizer: str = "sgd"  # "sgd" (plain SGD, as PyTorch's word_language_model), "adam" (the write-up's) or "ntasgd" (SGD, then weight averaging once validation stalls for lr_patience evals)
     lr: float = 20.0  # learning rate (SGD wants a large one; the write-up used Adam at 0.005)
     embed_dim: int = 128  # word vector size
     hidden_size: int = 128  # LSTM state size
     num_layers: int = 1  # stacked LSTM layers
     dropout: float = 0.4  # dropout on embeddings, between layers and before the output layer
+    locked_dropout: bool = False  # the same dropout mask at every time step of a sequence (variational)
+    embed_dropout: float = 0.0  # drop whole words from the embedding matrix, in [0, 1)
+    weight_drop: float = 0.0  # DropConnect on the hidden-to-hidden weights, one mask per batch, in [0, 1)
+    ar: float = 0.0  # activation regularization: ar * mean(h^2) added to the loss (0 = off)
+    tar: float = 0.0  # temporal activation regularization: tar * mean((h_t - h_(t-1))^2) (0 = off)
     tie_weights: bool = True  # share embedding and output weights (needs embed_dim == hidden_size)
     weight_decay: float = 0.0  # L2 penalty, applied by Adam
     grad_clip: float = 0.25  # clip the gradient norm to this (0 = no clipping)
@@ -43,6 +49,7 @@ class TrainConfig:
     eval_interval: int = 25  # steps between validation runs and log lines
     lr_patience: int = 1  # cut the learning rate after this many evals without a new best (0 = never)
     lr_factor: float = 0.25  # what the learning rate is multiplied by when it is cut
+    lr_min: float = 0.0  # the learning rate is never cut below this floor
     early_stop_patience: int = 0  # stop after this many evals without a new best (0 = never)
     min_count: int = 1  # words seen fewer times become <unk>
     max_vocab: int = 10000  # keep only the N most frequent words, the rest become <unk> (0 = no cap)
@@ -52,13 +59,18 @@ class TrainConfig:
     seed: int = 1337  # seeds weight init and batch sampling
     memorization_prefix: int = 8  # k: tokens of source given to test extractable memorization
     memorization_suffix: int = 8  # m: tokens that must then be reproduced exactly
+    memorization_sample: int = 64  # training passages tested for memorization at every eval (0 = off)
 
     def __post_init__(self) -> None:
         checks = [
             (self.recipe in RECIPES, f"recipe must be one of {RECIPES}"),
             (self.tokenizer in ("seed", "words"), "tokenizer must be 'seed' or 'words'"),
             (self.window_order in ("random", "sequential"), "window_order must be 'random' or 'sequential'"),
-            (self.optimizer in ("adam", "sgd"), "optimizer must be 'adam' or 'sgd'"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
+            (0 <= self.embed_dropout < 1 and 0 <= self.weight_drop < 1,
+             "embed_dropout and weight_drop must be in [0, 1)"),
+            (0 <= self.ar <= 100 and 0 <= self.tar <= 100, "ar and tar must be in [0, 100]"),
+            (0 <= self.memorization_sample <= 2000, "memorization_sample must be in [0, 2000]"),
             (0 < self.lr_factor < 1, "lr_factor must be between 0 and 1"),
             (self.steps >= 1, "steps must be at least 1"),
             (1 <= self.batch_size <= MAX_BATCH_SIZE, f"batch_size must be from 1 to {MAX_BATCH_SIZE}"),
@@ -74,6 +86,7 @@ class TrainConfig:
             (self.memorization_suffix >= 1, "memorization_suffix must be at least 1"),
             (self.device in ("cpu", "cuda", "auto"), "device must be 'cpu', 'cuda' or 'auto'"),
             (self.cell in CELLS, f"cell must be one of {CELLS}, got {self.cell!r}"),
+            (0 <= self.lr_min < self.lr, "lr_min must be >= 0 and below lr"),
         ]
         for ok, message in checks:
             if not ok:
@@ -107,10 +120,12 @@ SEED_RECIPE = dict(
 )
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One --flag per TrainConfig field, its help text taken from the field's comment."""
+def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One --flag per TrainConfig field (but those in skip), its help text from the field's comment."""
     comments = _field_comments()
     for f in fields(TrainConfig):
+        if f.name in skip:
+            continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default
         help_text = f"{comments.get(f.name, '')} (default: {default}; seed recipe: {SEED_RECIPE[f.name]})" \
@@ -122,7 +137,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                                 choices=_CHOICES.get(f.name))
 
 
-_CHOICES = {"recipe": RECIPES, "tokenizer": ("seed", "words"), "window_order": ("random", "sequential"), "optimizer": ("adam", "sgd"),
+_CHOICES = {"recipe": RECIPES, "tokenizer": ("seed", "words"), "window_order": ("random", "sequential"), "optimizer": OPTIMIZERS,
             "backend": BACKENDS, "cell": CELLS, "device": ("cpu", "cuda", "auto")}
 
 

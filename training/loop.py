@@ -14,6 +14,7 @@ Two recipes share the model, the optimizer and the validation code:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -30,11 +31,13 @@ from lstm_core.data import (
     split_at,
     train_val_split,
 )
+from lstm_core.memorization import extractable_memorization
 from lstm_core.model import LSTMLanguageModel, ModelConfig
 from lstm_core.text import PARAGRAPH, tokenize
 from lstm_core.vocab import Vocabulary
 from training.config import TrainConfig
 from training.distributed import World, init_world, wrap
+from training.ntasgd import WeightAverage
 
 CHECKPOINT_FORMAT = 1
 
@@ -83,7 +86,9 @@ def model_config_for(config: TrainConfig, vocab_size: int) -> ModelConfig:
         vocab_size=vocab_size, embed_dim=config.embed_dim, hidden_size=config.hidden_size,
         num_layers=config.num_layers, dropout=config.dropout,
         tie_weights=config.tie_weights and config.embed_dim == config.hidden_size,
-        backend=config.backend, cell=config.cell)
+        backend=config.backend, cell=config.cell, locked_dropout=config.locked_dropout,
+        embed_dropout=config.embed_dropout, weight_drop=config.weight_drop, ar=config.ar,
+        tar=config.tar)
 
 
 class Batches:
@@ -157,17 +162,20 @@ class Trainer:
         self.corpus = Corpus.from_text(text, config, vocab)
         torch.manual_seed(config.seed)
         self.model = LSTMLanguageModel(model_config_for(config, len(self.corpus.vocab))).to(self.device)
-        optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
+        optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD  # ntasgd: SGD
         self.optimizer = optimizer(self.model.parameters(), lr=config.lr,
                                    weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, factor=config.lr_factor, patience=max(config.lr_patience - 1, 0))
+            self.optimizer, factor=config.lr_factor, patience=max(config.lr_patience - 1, 0),
+            min_lr=config.lr_min)
+        self.average: WeightAverage | None = None  # NT-ASGD's running average, once triggered
         self.generator = torch.Generator().manual_seed(config.seed)
         self.batches = Batches(self.corpus, config, self.generator, self.world)
         self.train_model = wrap(self.model, self.world)  # DDP when there are several processes
         self.step = 0
         self.best_val = math.inf
         self.evals_since_best = 0
+        self.best_step = 0
         self.history: dict[str, float] = {}
         if checkpoint:
             self._restore(checkpoint)
@@ -181,7 +189,8 @@ class Trainer:
             "model_config": self.model.config.to_dict(),
             "train_config": self.config.to_dict(),
             "vocab": self.corpus.vocab.to_dict(),
-            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            # clone: on a CPU .cpu() is the live tensor, which NT-ASGD's swap would overwrite
+            "state_dict": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": {k: v for k, v in self.scheduler.state_dict().items()
                           if isinstance(v, (int, float, str, list, type(None)))},
@@ -190,6 +199,8 @@ class Trainer:
             "step": self.step,
             "best_val": self.best_val,
             "evals_since_best": self.evals_since_best,
+            "best_step": self.best_step,
+            "ntasgd": self.average.state_dict() if self.average else None,
             "metrics": dict(self.history),
         }
 
@@ -203,6 +214,10 @@ class Trainer:
             self.step = int(checkpoint["step"])
             self.best_val = float(checkpoint["best_val"])
             self.evals_since_best = int(checkpoint["evals_since_best"])
+            self.best_step = int(checkpoint.get("best_step", 0))
+            if checkpoint.get("ntasgd"):
+                self.average = WeightAverage(self.model, checkpoint["ntasgd"]["start_step"])
+                self.average.load_state_dict(checkpoint["ntasgd"])
             self.history = dict(checkpoint["metrics"])
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             reason = " ".join(str(err).split())[:200] or type(err).__name__
@@ -222,11 +237,15 @@ class Trainer:
         clip = self.config.grad_clip if self.config.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update()
         self.step += 1
         # Keep the values, drop the graph: the next chunk continues from here without
         # backpropagating into this one.
         state = tuple(s.detach() for s in state)
-        return StepResult(self.world.mean(loss.item()), grad_norm.item(),
+        # The logged train_loss is the cross-entropy alone (no AR/TAR), comparable with val_loss.
+        train_loss = loss.item() - self.model.last_penalty
+        return StepResult(self.world.mean(train_loss), grad_norm.item(),
                           y.numel() * self.world.size, state)
 
     def run(
@@ -260,11 +279,16 @@ class Trainer:
     def _log(self, window: _LogWindow, on_log, on_checkpoint) -> bool:
         """Validate, log, checkpoint; returns True when early stopping says to stop."""
         metrics = window.metrics(self.optimizer.param_groups[0]["lr"])
-        val_loss = evaluate(self.model, self.corpus.val_ids, self.config.seq_len, self.device)
-        improved = self._track_validation(val_loss, metrics)
+        # With NT-ASGD averaging, the averaged weights are the model: validate and save those.
+        with self.average.swapped_in() if self.average else contextlib.nullcontext():
+            val_loss = evaluate(self.model, self.corpus.val_ids, self.config.seq_len, self.device)
+            improved = self._track_validation(val_loss, metrics)
+            metrics.update(self._memorization_figures())
+            best = self.checkpoint() if improved or math.isnan(val_loss) else None
+        metrics["best_step"] = float(self.best_step)
         self.history = metrics
         # Checkpoints first: once a step's log line is out, its checkpoint is on disk.
-        self._save_checkpoints(improved or math.isnan(val_loss), on_checkpoint)
+        self._save_checkpoints(best, on_checkpoint)
         on_log(self.step, metrics)
         window.losses.clear()
         patience = self.config.early_stop_patience
@@ -280,24 +304,42 @@ class Trainer:
         metrics["val_perplexity"] = math.exp(min(val_loss, 50.0))
         improved = val_loss < self.best_val
         if improved:
-            self.best_val, self.evals_since_best = val_loss, 0
+            self.best_val, self.best_step, self.evals_since_best = val_loss, self.step, 0
         else:
             self.evals_since_best += 1
         metrics["best_val_loss"] = self.best_val
-        if self.config.lr_patience > 0:
+        patience = self.config.lr_patience
+        if self.config.optimizer == "ntasgd":  # the learning rate stays; averaging starts
+            if self.average is None and patience > 0 and self.evals_since_best >= patience:
+                self.average = WeightAverage(self.model, start_step=self.step)
+        elif patience > 0:
             self.scheduler.step(val_loss)
         return improved
 
-    def _save_checkpoints(self, keep_as_best: bool, on_checkpoint) -> None:
-        """last.pt always; model.pt when these are the weights to use.
+    def _memorization_figures(self) -> dict[str, float]:
+        """Memorization on a fixed, evenly spread sample of training passages, and its cost."""
+        cfg = self.config
+        if not cfg.memorization_sample or \
+                len(self.corpus.train_ids) < cfg.memorization_prefix + cfg.memorization_suffix:
+            return {}
+        started = time.perf_counter()
+        rate = extractable_memorization(
+            self.model, self.corpus.train_ids, cfg.memorization_prefix, cfg.memorization_suffix,
+            max_windows=cfg.memorization_sample)
+        return {"extractable_memorization": rate,
+                "memorization_seconds": time.perf_counter() - started}
+
+    def _save_checkpoints(self, best: dict | None, on_checkpoint) -> None:
+        """last.pt always; model.pt when these are the weights to use (``best``, taken with
+        NT-ASGD's averaged weights in place).
 
         The windows recipe keeps its best-validation weights; the seed recipe, like the
         write-up, keeps its final weights (the ones that have memorized the text).
         """
         checkpoint = self.checkpoint()
         on_checkpoint("last", checkpoint)
-        if keep_as_best or self.config.recipe == "seed":
-            on_checkpoint("best", checkpoint)
+        if best is not None or self.config.recipe == "seed":
+            on_checkpoint("best", best or checkpoint)
 
 
 class StepResult(NamedTuple):

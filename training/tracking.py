@@ -52,7 +52,7 @@ def format_number(value) -> str:
 def _save_checkpoint(run_id: str, name: str, checkpoint: dict) -> None:
     # model.pt (best weights) leaves out the optimizer: it is for using the model, not resuming.
     if name == "best":
-        checkpoint = {k: v for k, v in checkpoint.items() if k not in ("optimizer", "scheduler")}
+        checkpoint = {k: v for k, v in checkpoint.items() if k not in ("optimizer", "scheduler", "ntasgd")}
     filename = registry.MODEL_FILE if name == "best" else registry.LAST_FILE
     registry.save_artifact_file(run_id, filename, lambda path: torch.save(checkpoint, path))
 
@@ -65,8 +65,12 @@ def _log_final_figures(run_id: str, trainer: Trainer) -> dict[str, float]:
     cfg = trainer.config
     figures = {}
     if len(trainer.corpus.train_ids) >= cfg.memorization_prefix + cfg.memorization_suffix:
-        figures["extractable_memorization"] = extractable_memorization(
-            model, trainer.corpus.train_ids, cfg.memorization_prefix, cfg.memorization_suffix)
+        # The saved (best) model and the weights training ended with: the gap between the two
+        # is what keeping the best checkpoint saved from recitation.
+        for key, which in (("extractable_memorization", model),
+                           ("extractable_memorization_last", trainer.model)):
+            figures[key] = extractable_memorization(
+                which, trainer.corpus.train_ids, cfg.memorization_prefix, cfg.memorization_suffix)
     prompt = source_ids[:1].tolist()
     sample = list(stream_ids(model, prompt, SamplingConfig(max_new_tokens=SAMPLE_LENGTH)))
     report = analyze(vocab.decode(sample), vocab.decode(source_ids.tolist()))  # generated words only
@@ -208,8 +212,10 @@ def train_run(
         trainer.run()
         return ""
 
+    # A run started while another is active (training.sweep's parent) is nested under it.
     with mlflow.start_run(run_id=resume, run_name=None if resume else run_name,
-                          experiment_id=experiment_id) as active:
+                          experiment_id=experiment_id,
+                          nested=mlflow.active_run() is not None) as active:
         run_id = active.info.run_id
         heartbeat = registry.Heartbeat(run_id)  # so a run whose process died shows as interrupted
         if not resume:
@@ -243,6 +249,7 @@ def train_run(
                 return run_id
             figures = _log_final_figures(run_id, trainer)
             on_log(" | ".join(f"{k} {format_number(v)}" for k, v in figures.items()))
+            on_log(saved_model_note(trainer))
         except KeyboardInterrupt:
             _end_killed(run_id, trainer)
             raise
@@ -252,6 +259,22 @@ def train_run(
         finally:
             heartbeat.stop()
     return run_id
+
+
+def saved_model_note(trainer: Trainer) -> str:
+    """One line: which step model.pt holds, and why."""
+    cfg, last = trainer.config, trainer.step
+    if cfg.recipe == "seed" or math.isnan(trainer.best_val) or not math.isfinite(trainer.best_val):
+        why = ("the seed recipe keeps its final weights" if cfg.recipe == "seed"
+               else "no held-out text to choose by")
+        return f"model.pt holds step {last}, the last step ({why})"
+    ended = "stopped early" if last < cfg.steps else "ended"
+    averaged = (f", weights averaged since step {trainer.average.start_step} (NT-ASGD)"
+                if trainer.average and trainer.average.start_step <= trainer.best_step else "")
+    return (f"model.pt holds step {trainer.best_step} of {last}: the lowest validation loss "
+            f"({trainer.best_val:.4g}, perplexity {math.exp(min(trainer.best_val, 50)):.1f})"
+            f"{averaged}; training {ended} at step {last} with "
+            f"{trainer.evals_since_best} evaluation(s) since that best")
 
 
 def _log_run_setup(run_id, config: TrainConfig, trainer: Trainer, text: str, corpus_name) -> None:
