@@ -34,9 +34,9 @@ QUIET = lambda line: None  # noqa: E731
 
 
 def error_lines(stderr: str) -> list[str]:
-    """stderr without the progress bar's lines and MLflow's INFO log lines (store creation)."""
-    return [line for line in stderr.replace("\r", "\n").splitlines()
-            if line.strip() and not line.startswith("training:") and " INFO " not in line]
+    """stderr's error lines and traceback lines (not the progress bar, not MLflow's INFO)."""
+    return [line for line in stderr.splitlines()
+            if line.startswith("error:") or "Traceback" in line or line.startswith("  File ")]
 
 
 # ---- bounded work --------------------------------------------------------------------------
