@@ -51,9 +51,13 @@ class Vocabulary:
         self._ids = {w: i + _FIRST_WORD_ID for i, w in enumerate(self.words)}
 
     @classmethod
-    def build(cls, tokens: Iterable[str], min_count: int = 1, scheme: str = "words"):
+    def build(cls, tokens: Iterable[str], min_count: int = 1, scheme: str = "words",
+              max_size: int = 0):
         """Count the tokens and keep those seen at least ``min_count`` times.
 
+        ``max_size`` > 0 keeps only that many words, the most frequent first (ties broken
+        alphabetically); the rest become <unk>. The embedding and output layers grow with the
+        vocabulary, so a text of unique words would otherwise make a huge model.
         ``scheme`` is the tokenizer scheme the tokens came from; it is saved so that text
         can be tokenized the same way later.
         """
@@ -61,12 +65,16 @@ class Vocabulary:
             raise ValueError("build() needs a list of tokens, not a string; tokenize it first")
         if not isinstance(min_count, int) or min_count < 1:
             raise ValueError(f"min_count must be a whole number >= 1, got {min_count!r}")
+        if not isinstance(max_size, int) or max_size < 0:
+            raise ValueError(f"max_size must be a whole number >= 0 (0 = no cap), got {max_size!r}")
         if scheme not in SCHEMES:
             raise ValueError(f"unknown tokenizer scheme {scheme!r}; choose one of {SCHEMES}")
         counts = Counter(tokens)
         # Sorting by (-count, word) gives the same order in every process, unlike set().
         kept = [w for w, c in counts.items() if c >= min_count]
         kept.sort(key=lambda w: (-counts[w], w))
+        if max_size:
+            kept = kept[:max_size]
         return cls(kept, [counts[w] for w in kept], scheme)
 
     def __len__(self) -> int:

@@ -39,6 +39,7 @@ class TrainConfig:
     lr_factor: float = 0.25  # what the learning rate is multiplied by when it is cut
     early_stop_patience: int = 0  # stop after this many evals without a new best (0 = never)
     min_count: int = 1  # words seen fewer times become <unk>
+    max_vocab: int = 10000  # keep only the N most frequent words, the rest become <unk> (0 = no cap)
     backend: str = "scratch"  # "scratch" (hand-written backward), "autograd" (the readable cell) or "torch" (nn.LSTM)
     device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when available)
     seed: int = 1337  # seeds weight init and batch sampling
@@ -59,6 +60,7 @@ class TrainConfig:
             (0 <= self.val_fraction <= 0.5, "val_fraction must be between 0 and 0.5"),
             (self.eval_interval >= 1, "eval_interval must be at least 1"),
             (self.grad_clip >= 0, "grad_clip must be >= 0"),
+            (self.max_vocab >= 0, "max_vocab must be >= 0 (0 = no cap)"),
             (self.device in ("cpu", "cuda", "auto"), "device must be 'cpu', 'cuda' or 'auto'"),
         ]
         for ok, message in checks:

@@ -57,7 +57,8 @@ class Corpus:
         # The vocabulary covers the whole text, held-out tail included, so validation never
         # meets a word the model has no id for.
         if vocab is None:
-            vocab = Vocabulary.build(tokens, min_count=config.min_count, scheme=config.tokenizer)
+            vocab = Vocabulary.build(tokens, min_count=config.min_count, scheme=config.tokenizer,
+                                     max_size=config.max_vocab)
         ids = vocab.encode(tokens, unknown="unk")
         train_ids, val_ids = train_val_split(ids, config.val_fraction)
         return cls(text, vocab, train_ids, val_ids)

@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import socket
 import sqlite3
 import tempfile
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +33,13 @@ from training.config import PROJECT_ROOT, TrainConfig
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# MLflow retries an unreachable tracking server 7 times with growing waits (about 4 minutes);
+# 2 quick retries with a 5 s timeout give up within about 15 s. Set these to wait longer.
+HTTP_RETRY_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+                       "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                       "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+for _name, _value in HTTP_RETRY_SETTINGS.items():
+    os.environ.setdefault(_name, _value)
 import mlflow  # noqa: E402  (after the environment settings above, which it reads on import)
 from mlflow.tracking import MlflowClient  # noqa: E402
 
@@ -95,6 +104,10 @@ def open_store() -> str:
         # A locked or read-only SQLite file, a folder we may not write, a server that is down:
         # say which store and why, in one line, instead of a page of SQLAlchemy traceback.
         reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        if not uri.startswith(("sqlite:", "file:", "/")) and "://" in uri:
+            reason += (f" (gave up after {os.environ['MLFLOW_HTTP_REQUEST_MAX_RETRIES']} retries of "
+                       f"{os.environ['MLFLOW_HTTP_REQUEST_TIMEOUT']} s; raise "
+                       "MLFLOW_HTTP_REQUEST_MAX_RETRIES / MLFLOW_HTTP_REQUEST_TIMEOUT to wait longer)")
         raise StoreError(f"The MLflow store {uri} cannot be used: {reason}") from None
 
 
@@ -122,10 +135,15 @@ def save_artifact_file(run_id: str, name: str, write) -> None:
             write(Path(tmp) / name)
             mlflow.log_artifact(str(Path(tmp) / name), run_id=run_id)
         return
-    folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f".{name}.partial"  # same folder, so the rename below is atomic
-    write(partial)
-    os.replace(partial, folder / name)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write(partial)
+        os.replace(partial, folder / name)
+    except OSError as err:  # a full disk, a quota, a folder turned read-only
+        partial.unlink(missing_ok=True)
+        reason = os.strerror(err.errno) if err.errno else one_line(err)
+        raise StoreError(f"Could not write {name} of run {run_id}: {reason}") from None
 
 
 def artifact_path(run_id: str, name: str) -> Path:
@@ -151,14 +169,150 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def model_from_checkpoint(checkpoint: dict) -> tuple[LSTMLanguageModel, Vocabulary]:
-    model = LSTMLanguageModel(ModelConfig(**checkpoint["model_config"]))
-    model.load_state_dict(checkpoint["state_dict"])
+    """The model and vocabulary of a checkpoint; one clear line when they do not fit together."""
+    try:
+        vocab = Vocabulary.from_dict(checkpoint["vocab"])
+        model = LSTMLanguageModel(ModelConfig(**checkpoint["model_config"]))
+        if model.config.vocab_size != len(vocab):
+            raise ValueError(f"its model has {model.config.vocab_size} word ids but its "
+                             f"vocabulary {len(vocab)}")
+        model.load_state_dict(checkpoint["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"The checkpoint does not hold a usable model: {one_line(err)}") from None
     model.eval()
-    return model, Vocabulary.from_dict(checkpoint["vocab"])
+    return model, vocab
+
+
+def one_line(err: BaseException, limit: int = 200) -> str:
+    """An exception's message squeezed onto one line (load_state_dict's span several)."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _checkpoint_path(run, name: str) -> Path:
+    """The local path of a run's checkpoint, or a ValueError that says why there is none."""
+    run_id = run.info.run_id
+    try:
+        path = artifact_path(run_id, name)
+    except Exception:  # a remote store raises when the file is not there
+        path = None
+    if path is not None and path.exists():
+        return path
+    has_model = name != MODEL_FILE and _has_artifact(run_id, MODEL_FILE)
+    if has_model:
+        why = (f"it keeps only {MODEL_FILE}, the weights to use, without the optimizer state "
+               f"(the demo runs ship that way to keep the store small); train a new run instead")
+    elif "step" not in run.data.metrics:
+        why = (f"it stopped before its first checkpoint (status {run.info.status}, no step was "
+               "logged), so there is nothing to load; train a new run instead")
+    else:
+        why = f"{name} is missing from its artifacts (were they deleted?)"
+    raise ValueError(f"Run {run_id} has no {name}: {why}")
+
+
+def _has_artifact(run_id: str, name: str) -> bool:
+    try:
+        return artifact_path(run_id, name).exists()
+    except Exception:
+        return False
+
+
+RESUME_KEYS = {"train_config", "optimizer", "scheduler", "generator", "torch_rng", "step",
+               "best_val", "evals_since_best", "metrics"}
+
+
+def load_resume_checkpoint(run) -> dict:
+    """A run's last.pt, checked to hold everything ``--resume`` needs, or one clear line."""
+    checkpoint = load_checkpoint(_checkpoint_path(run, LAST_FILE))
+    missing = sorted(RESUME_KEYS - checkpoint.keys())
+    if missing:
+        raise ValueError(f"Checkpoint {LAST_FILE} of run {run.info.run_id} cannot be resumed: it "
+                         f"lacks {', '.join(missing)}")
+    model_from_checkpoint(checkpoint)  # the same one-line error when model and vocab disagree
+    return checkpoint
 
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------
+# Liveness: is a RUNNING run still training, or did its process die (SIGKILL, power cut)?
+
+HOST_TAG, PID_TAG, HEARTBEAT_TAG = "process.host", "process.pid", "process.heartbeat"
+HEARTBEAT_EVERY_S = 30  # how often a training run refreshes its heartbeat tag
+STALE_AFTER_S = 900  # a run on another machine is taken for dead after this long without one
+_TRAINING_HERE: set[str] = set()  # runs this process is training right now
+
+
+class Heartbeat:
+    """Tags a run with the host and process training it, and a time refreshed as it trains."""
+
+    def __init__(self, run_id: str):
+        self.run_id, self.last = run_id, time.time()
+        _TRAINING_HERE.add(run_id)
+        mlflow.set_tags({HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()),
+                         HEARTBEAT_TAG: f"{self.last:.0f}"})
+
+    def beat(self) -> None:
+        if time.time() - self.last >= HEARTBEAT_EVERY_S:
+            self.last = time.time()
+            MlflowClient().set_tag(self.run_id, HEARTBEAT_TAG, f"{self.last:.0f}")
+
+    def stop(self) -> None:
+        _TRAINING_HERE.discard(self.run_id)
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, but belongs to another user
+        return True
+    return True
+
+
+def _alive(run_id: str, status: str, tags: dict, start_time: float) -> bool:
+    """Whether a run is being trained now. Errs on the side of alive, never the other way."""
+    if status != "RUNNING":
+        return False
+    pid = str(tags.get(PID_TAG) or "")
+    if tags.get(HOST_TAG) == socket.gethostname() and pid.isdigit():
+        if int(pid) == os.getpid():  # our own pid: maybe a restarted app that reused it
+            return run_id in _TRAINING_HERE
+        return _pid_exists(int(pid))
+    # Another machine (or no tags yet): only the heartbeat's age can tell.
+    last = float(tags.get(HEARTBEAT_TAG) or start_time)
+    return time.time() - last < STALE_AFTER_S
+
+
+def is_alive(run) -> bool:
+    """Whether an MLflow run object (``get_run``) is still being trained by a live process."""
+    return _alive(run.info.run_id, run.info.status, run.data.tags, run.info.start_time / 1000)
+
+
+def run_process(run) -> str:
+    """Where a run is trained, e.g. "pid 4242 on host-a", for messages."""
+    tags = run.data.tags
+    return f"pid {tags.get(PID_TAG, '?')} on {tags.get(HOST_TAG, '?')}"
+
+
+def _shown_status(runs: pd.DataFrame) -> pd.Series:
+    """MLflow's status, with RUNNING runs whose process is gone shown as INTERRUPTED."""
+    def tag_column(name):
+        column = f"tags.{name}"
+        return runs[column] if column in runs else pd.Series([None] * len(runs), index=runs.index)
+
+    shown = runs["status"].copy()
+    tags = pd.DataFrame({HOST_TAG: tag_column(HOST_TAG), PID_TAG: tag_column(PID_TAG),
+                         HEARTBEAT_TAG: tag_column(HEARTBEAT_TAG)})
+    for i in runs.index[runs["status"] == "RUNNING"]:
+        row = {k: v for k, v in tags.loc[i].items() if isinstance(v, str)}
+        started = pd.Timestamp(runs.at[i, "start_time"]).timestamp()
+        if not _alive(runs.at[i, "run_id"], "RUNNING", row, started):
+            shown[i] = "INTERRUPTED"
+    return shown
 
 
 # ----------------------------------------------------------------------------------------------
@@ -191,7 +345,7 @@ def get_run(run_id: str):
 def load_run(run_id: str) -> LoadedRun:
     """Load a run's best checkpoint and source text. Cached: the app calls this per request."""
     run = get_run(run_id)
-    checkpoint = load_checkpoint(artifact_path(run_id, MODEL_FILE))
+    checkpoint = load_checkpoint(_checkpoint_path(run, MODEL_FILE))
     model, vocab = model_from_checkpoint(checkpoint)
     source = artifact_path(run_id, SOURCE_FILE)
     if not source.exists():
@@ -229,7 +383,7 @@ def list_runs() -> pd.DataFrame:
         # A run that is still going (or was killed with SIGKILL) has no end time yet.
         "duration_s": (pd.to_datetime(column("end_time", pd.NaT), utc=True)
                        - pd.to_datetime(runs["start_time"], utc=True)).dt.total_seconds(),
-        "status": runs["status"],
+        "status": _shown_status(runs),  # RUNNING, or INTERRUPTED when its process is gone
         "start_time": runs["start_time"],
     })
     return table.reset_index(drop=True)

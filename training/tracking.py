@@ -1,13 +1,15 @@
 """One training run, tracked in MLflow: params, stepped metrics, tags, checkpoints, source text.
 
-Ctrl-C ends the run as KILLED and an exception as FAILED, each with its last checkpoint saved
-(checkpoints are written after every log interval, atomically). ``resume`` continues a run on
+Ctrl-C, SIGTERM or a caller's stop_event end the run as KILLED and an exception as FAILED, each
+with its last checkpoint saved (checkpoints are written after every log interval, atomically).
+A heartbeat in the run's tags lets ``registry.list_runs`` tell a live run from a dead one. ``resume`` continues a run on
 the same step axis with its optimizer state restored.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import signal
 import threading
 from collections.abc import Callable
@@ -29,11 +31,19 @@ SAMPLE_LENGTH = 100  # tokens in the greedy sample whose novelty is logged at th
 
 
 def _log_line(step: int, total: int, metrics: dict[str, float]) -> str:
-    return " | ".join([f"step {step}/{total}"] + [f"{k} {_fmt(v)}" for k, v in metrics.items()])
+    return " | ".join([f"step {step}/{total}"] + [f"{k} {format_number(v)}" for k, v in metrics.items()])
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+def format_number(value) -> str:
+    """A metric or param for people: whole and large numbers without decimals, others to 4
+    significant digits, "—" for a missing value (None, NaN, or anything not a number)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    if math.isnan(value):
+        return "—"
+    return f"{value:.0f}" if value.is_integer() or abs(value) >= 1000 else f"{value:.4g}"
 
 
 def _save_checkpoint(run_id: str, name: str, checkpoint: dict) -> None:
@@ -66,29 +76,71 @@ def _log_final_figures(run_id: str, trainer: Trainer) -> dict[str, float]:
     return figures
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM stopped a run between steps; it ended KILLED, checkpoint saved."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 @contextmanager
-def _ctrl_c_stops_between_steps():
-    """While training, Ctrl-C (SIGINT) sets a flag that the loop checks after each step.
+def _signals_stop_between_steps():
+    """While training, Ctrl-C (SIGINT) or SIGTERM sets a flag that the loop checks after each step.
 
     Interrupting at an arbitrary point could land inside an MLflow write and leave the store
-    locked; stopping between steps always leaves it consistent. A second Ctrl-C interrupts at
-    once. Outside the main thread (the app trains in a worker thread) nothing changes.
+    locked; stopping between steps always leaves it consistent. A second signal interrupts at
+    once. Outside the main thread (the app trains in a worker thread) nothing changes: the app
+    passes a stop_event instead. Yields a list that receives the signal numbers caught.
     """
-    interrupted = threading.Event()
+    caught: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield interrupted
+        yield caught
         return
 
     def handler(signum, frame):
-        if interrupted.is_set():
-            raise KeyboardInterrupt
-        interrupted.set()
+        if caught:
+            raise Interrupted(signum)
+        caught.append(signum)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield interrupted
+        yield caught
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _load_resume(run_id: str, steps: int | None) -> tuple[TrainConfig, str, dict]:
+    """The config, text and last checkpoint of a run to continue; refuses a run still training."""
+    run = registry.get_run(run_id)  # a clear error for an unknown id
+    if registry.is_alive(run):
+        raise ValueError(f"Run {run_id} is still training (process {registry.run_process(run)}); "
+                         "wait for it to end, or stop it, before resuming it")
+    checkpoint = registry.load_resume_checkpoint(run)
+    config = TrainConfig.from_dict(checkpoint["train_config"])
+    if steps is not None:
+        config.steps = steps
+    text = registry.artifact_path(run_id, registry.SOURCE_FILE).read_text(encoding="utf-8")
+    if checkpoint["step"] >= config.steps:
+        raise ValueError(f"Run {run_id} already reached step {checkpoint['step']}; "
+                         f"pass --steps above that to train it further")
+    return config, text, checkpoint
+
+
+def _end_killed(run_id: str, trainer: Trainer) -> None:
+    _save_checkpoint(run_id, "last", trainer.checkpoint())
+    mlflow.end_run(status="KILLED")
+
+
+def _end_failed(run_id: str, trainer: Trainer) -> None:
+    """Keep what can be kept, but never let a second error (a full disk) hide the first."""
+    if trainer.step > 0:
+        try:
+            _save_checkpoint(run_id, "last", trainer.checkpoint())
+        except registry.StoreError:
+            pass
+    mlflow.end_run(status="FAILED")
 
 
 def train_run(
@@ -101,26 +153,21 @@ def train_run(
     corpus_name: str | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
     on_log: Callable[[str], None] = print,
+    stop_event: threading.Event | None = None,
 ) -> str:
     """Train (or resume) one run into the MLflow store and return its run id ("" on ranks > 0).
 
     text/corpus_name let a caller (the app) pass an uploaded text instead of config.corpus.
     on_step(step, total, loss) is called every step (for progress bars); on_log(line) once per
-    log interval with the same numbers that go to MLflow.
+    log interval with the same numbers that go to MLflow. Setting stop_event stops training
+    between steps: the last checkpoint is saved, the run ends KILLED and its id is returned.
+    Ctrl-C or SIGTERM (main thread only) do the same, then raise ``Interrupted``.
     """
     # Under torchrun only rank 0 creates or changes the store; the others at most read from it.
     experiment_id = registry.open_store() if is_main_process() or resume else None
     checkpoint = None
     if resume:
-        registry.get_run(resume)  # a clear error for an unknown id
-        checkpoint = registry.load_checkpoint(registry.artifact_path(resume, registry.LAST_FILE))
-        config = TrainConfig.from_dict(checkpoint["train_config"])
-        if steps is not None:
-            config.steps = steps
-        text = registry.artifact_path(resume, registry.SOURCE_FILE).read_text(encoding="utf-8")
-        if checkpoint["step"] >= config.steps:
-            raise ValueError(f"Run {resume} already reached step {checkpoint['step']}; "
-                             f"pass --steps above that to train it further")
+        config, text, checkpoint = _load_resume(resume, steps)
     if config is None:
         raise ValueError("train_run needs a config or a run to resume")
     if text is None:
@@ -133,6 +180,7 @@ def train_run(
     with mlflow.start_run(run_id=resume, run_name=None if resume else run_name,
                           experiment_id=experiment_id) as active:
         run_id = active.info.run_id
+        heartbeat = registry.Heartbeat(run_id)  # so a run whose process died shows as interrupted
         if not resume:
             _log_run_setup(run_id, config, trainer, text, corpus_name)
 
@@ -140,28 +188,38 @@ def train_run(
             mlflow.log_metrics({**metrics, "step": float(step)}, step=step)
             on_log(_log_line(step, config.steps, metrics))
 
+        def step_done(step, loss):
+            heartbeat.beat()
+            if on_step:
+                on_step(step, config.steps, loss)
+
+        stopped_by_caller = []
+
+        def should_stop():
+            if stop_event is not None and stop_event.is_set():
+                stopped_by_caller.append(True)
+            return bool(signals or stopped_by_caller)
+
         try:
-            with _ctrl_c_stops_between_steps() as interrupted:
-                trainer.run(
-                    on_log=log,
-                    on_checkpoint=lambda name, ckpt: _save_checkpoint(run_id, name, ckpt),
-                    on_step=(lambda step, loss: on_step(step, config.steps, loss)) if on_step else
-                    (lambda step, loss: None),
-                    should_stop=lambda: interrupted.is_set(),
-                )
-            if interrupted.is_set():
-                raise KeyboardInterrupt
+            with _signals_stop_between_steps() as signals:
+                trainer.run(on_log=log, on_step=step_done, should_stop=should_stop,
+                            on_checkpoint=lambda name, ckpt: _save_checkpoint(run_id, name, ckpt))
+            if signals:
+                raise Interrupted(signals[0])
+            if stopped_by_caller:
+                _end_killed(run_id, trainer)
+                on_log(f"stopped at step {trainer.step}: the run is KILLED, its checkpoint saved")
+                return run_id
             figures = _log_final_figures(run_id, trainer)
-            on_log(" | ".join(f"{k} {_fmt(v)}" for k, v in figures.items()))
+            on_log(" | ".join(f"{k} {format_number(v)}" for k, v in figures.items()))
         except KeyboardInterrupt:
-            _save_checkpoint(run_id, "last", trainer.checkpoint())
-            mlflow.end_run(status="KILLED")
+            _end_killed(run_id, trainer)
             raise
         except Exception:
-            if trainer.step > 0:
-                _save_checkpoint(run_id, "last", trainer.checkpoint())
-            mlflow.end_run(status="FAILED")
+            _end_failed(run_id, trainer)
             raise
+        finally:
+            heartbeat.stop()
     return run_id
 
 
