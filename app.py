@@ -15,8 +15,11 @@ import bisect
 import html
 import math
 import os
+import shutil
+import signal
 import sys
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,9 +33,11 @@ import torch  # noqa: E402
 
 from lstm_core.generate import SamplingConfig, encode_prompt, stream_ids  # noqa: E402
 from lstm_core.memorization import SourceIndex, analyze  # noqa: E402
+from lstm_core.model import LSTMLanguageModel, ModelConfig  # noqa: E402
 from lstm_core.text import PARAGRAPH, decode_text, detokenize, tokenize  # noqa: E402
 from training import registry  # noqa: E402
 from training.config import DEFAULT_CORPUS, RECIPES, TrainConfig  # noqa: E402
+from training.tracking import format_number  # noqa: E402
 
 MAX_LENGTH = 400  # words one request may generate
 MAX_PROMPT_WORDS = 200  # words a prompt may have
@@ -45,7 +50,15 @@ SWEEP_MAX_LENGTH = 80  # words per sample in the temperature sweep
 HEATMAP_MAX_WORDS = 150  # words shown in the gate heatmap
 HEATMAP_UNITS = 6  # single cell units shown under the means
 MAX_UPLOAD_BYTES = 2_000_000
-MAX_STEPS, MAX_HIDDEN = 2000, 256
+MAX_STEPS, MAX_HIDDEN = 2000, 256  # the Train tab's steps and hidden size
+MIN_APP_VOCAB, MAX_APP_VOCAB = 100, 5000  # the Train tab's vocabulary cap (most frequent words)
+DEFAULT_APP_VOCAB = 2000
+MAX_PARAM_STEPS = 300_000_000  # model parameters x steps one app training may cost
+MAX_TRAIN_SECONDS = 600  # an app training is stopped (KILLED, checkpoint kept) after this long
+KEEP_APP_RUNS = 10  # app-trained runs kept; older ones are deleted after each training
+APP_TAG = "trained_in_app"  # set to "true" on runs the app trained: only those are ever pruned
+MAX_RUN_NAME = 80  # characters
+SHUTDOWN_WAIT_S = 20  # on shutdown, how long to wait for a training run to end as KILLED
 DEFAULT_RUN_NAME = "demo-windows-default"
 BUSY = "A training run is already in progress, try again in a minute."
 EMPTY_STORE = ("**No runs are logged yet.** Train one in the **Train** tab (the default corpus "
@@ -92,7 +105,7 @@ def list_runs() -> pd.DataFrame:
     try:
         return registry.list_runs()
     except Exception as err:  # MLflow raises several types for an unreachable store
-        raise gr.Error(f"Cannot read the run store {registry.tracking_uri()}: {err}") from None
+        raise gr.Error(public(f"Cannot read the run store {registry.tracking_uri()}: {err}")) from None
 
 
 def refresh_runs(selected: str | None = None):
@@ -113,7 +126,7 @@ def load(run_id: str | None) -> registry.LoadedRun:
     try:
         return registry.load_run(str(run_id))
     except ValueError as err:
-        raise gr.Error(str(err)) from None
+        raise gr.Error(public(str(err))) from None
 
 
 @lru_cache(maxsize=8)
@@ -135,14 +148,39 @@ def position(run_id: str, offset: int) -> str:
 # Input checks
 
 
+def store_name() -> str:
+    """The store as callers may see it: a SQLite file's folder and name, never its full path."""
+    uri = registry.tracking_uri()
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        return f"{path.parent.name}/{path.name}"
+    return "the tracking server set in MLFLOW_TRACKING_URI"
+
+
+def public(message: str) -> str:
+    """A message fit for a remote caller's error toast, which renders HTML: the store's name
+    instead of its path, and whatever it echoes (run ids, words, file names) escaped."""
+    uri = registry.tracking_uri()
+    message = message.replace(uri, store_name())
+    if uri.startswith("sqlite:///"):  # also the folder, as in artifact paths
+        message = message.replace(str(Path(uri.removeprefix("sqlite:///")).parent), "the store")
+    return html.escape(message, quote=False)
+
+
+def _shown(value) -> str:
+    """A caller's value echoed back in an error: short, and never rendered as HTML."""
+    text = repr(value)
+    return html.escape(text if len(text) <= 60 else text[:57] + "…", quote=False)
+
+
 def _number(value, name: str, low: float, high: float, whole: bool = False) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise gr.Error(f"{name} must be a number, got {value!r}") from None
+        raise gr.Error(f"{name} must be a number, got {_shown(value)}") from None
     if not math.isfinite(number) or not low <= number <= high or (whole and number != int(number)):
         kind = "a whole number" if whole else "a number"
-        raise gr.Error(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}")
+        raise gr.Error(f"{name} must be {kind} from {low:g} to {high:g}, got {_shown(value)}")
     return int(number) if whole else number
 
 
@@ -158,7 +196,7 @@ def sampling_config(length, temperature, top_k, top_p, seed) -> SamplingConfig:
     try:
         return SamplingConfig(length, temperature, top_k or None, top_p, seed)
     except ValueError as err:
-        raise gr.Error(str(err)) from None
+        raise gr.Error(public(str(err))) from None
 
 
 def suggest_prompt(run_id: str | None, prompt: str):
@@ -198,7 +236,7 @@ def prompt_ids(prompt: str, loaded: registry.LoadedRun) -> list[int]:
     try:
         return encode_prompt(prompt, loaded.vocab)
     except ValueError as err:  # empty prompt, or unknown words (named in the message)
-        raise gr.Error(str(err)) from None
+        raise gr.Error(public(str(err))) from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -323,7 +361,7 @@ def history(run_id: str) -> pd.DataFrame:
     try:
         return registry.metric_history(run_id)
     except Exception as err:  # MLflow errors for unknown or malformed ids
-        raise gr.Error(f"Cannot read the metrics of run {run_id!r}: {err}") from None
+        raise gr.Error(public(f"Cannot read the metrics of run {run_id!r}: {err}")) from None
 
 
 def loss_curves(run_id: str | None):
@@ -334,7 +372,7 @@ def loss_curves(run_id: str | None):
     try:
         run = registry.get_run(run_id)
     except ValueError as err:
-        raise gr.Error(str(err)) from None
+        raise gr.Error(public(str(err))) from None
     metrics = run.data.metrics
     keeps_best = run.data.params.get("recipe") != "seed"  # the seed recipe keeps its last step
     val = curves[curves["metric"] == "val_loss"]
@@ -353,8 +391,10 @@ def loss_curves(run_id: str | None):
                 f"(the vertical line; {loaded}). Where training loss keeps "
                 "falling while validation loss rises, the model is learning the text by heart.")
     if "extractable_memorization" in metrics:
+        params = run.data.params  # the run's own k and m, not today's defaults
+        k, m = (params.get(f"memorization_{x}", "?") for x in ("prefix", "suffix"))
         note += (f"\n\nExtractable memorization: **{metrics['extractable_memorization']:.0%}** of "
-                 "tested source passages are continued exactly (given 8 words, the next 8).")
+                 f"tested source passages are continued exactly (given {k} words, the next {m}).")
     return curves, note
 
 
@@ -387,12 +427,6 @@ def temperature_sweep(run_id: str, prompt: str, length: float = 60,
 # Comparing runs
 
 
-def _fmt(value) -> str:
-    if value is None or pd.isna(value):
-        return "—"
-    return f"{value:.0f}" if float(value).is_integer() else f"{value:.4g}"
-
-
 def compare_runs(run_ids: list[str] | None):
     """Loss curves of two or more runs overlaid, the params that differ, the final metrics."""
     run_ids = [r for r in (run_ids or []) if r]
@@ -401,7 +435,7 @@ def compare_runs(run_ids: list[str] | None):
     runs = list_runs().set_index("run_id")
     missing = [r for r in run_ids if r not in runs.index]
     if missing:
-        raise gr.Error(f"There is no run with id {missing[0]!r} in the store.")
+        raise gr.Error(f"There is no run with id {_shown(missing[0])} in the store.")
     names = {r: f"{runs.loc[r, 'name']} ({r[:4]})" for r in run_ids}
     curves = pd.concat([history(r).assign(run=names[r]) for r in run_ids], ignore_index=True)
     curves["series"] = curves["metric"].str.replace("_loss", "") + " · " + curves["run"]
@@ -413,7 +447,7 @@ def compare_runs(run_ids: list[str] | None):
                                 for k in differ], columns=["param", *params])
     figures = ["steps", "train_loss", "val_loss", "val_perplexity", "extractable_memorization",
                "sample_copied_4gram_fraction", "sample_longest_copied_span", "duration_s"]
-    metric_table = pd.DataFrame([{"metric": f, **{names[r]: _fmt(runs.loc[r, f]) for r in run_ids}}
+    metric_table = pd.DataFrame([{"metric": f, **{names[r]: format_number(runs.loc[r, f]) for r in run_ids}}
                                  for f in figures])
     return curves[["step", "value", "series"]], param_table, metric_table
 
@@ -444,14 +478,15 @@ def gate_heatmap(run_id: str, text: str, layer: float = 1, unit: float = -1) -> 
     unit = _number(unit, "Unit", -1, cfg.hidden_size - 1, whole=True)
     # The generated text is a prompt plus up to MAX_LENGTH words; only the first words are drawn.
     text = check_prompt(text, "The text to look inside", MAX_PROMPT_WORDS + MAX_LENGTH)
-    tokens = tokenize(text, loaded.vocab.scheme)[:HEATMAP_MAX_WORDS]
+    tokens = [t for t in tokenize(text, loaded.vocab.scheme) if t][:HEATMAP_MAX_WORDS]
     if not tokens:
         raise gr.Error("There is no text to look inside: generate one first (or type one).")
-    unknown = loaded.vocab.unknown_words(tokens)
-    if unknown:
-        raise gr.Error(f"These words are not in the model's vocabulary: {', '.join(unknown[:10])}")
+    try:  # the library's one check, as for a prompt: unknown words are named
+        ids = encode_prompt(text, loaded.vocab)[:HEATMAP_MAX_WORDS]
+    except ValueError as err:
+        raise gr.Error(public(str(err))) from None
     acts = {k: v[layer - 1] for k, v in  # each (T, H)
-            loaded.model.inspect(torch.tensor([loaded.vocab.encode(tokens)])).items()}
+            loaded.model.inspect(torch.tensor([ids])).items()}
     pick = (lambda v: v.mean(-1)) if unit < 0 else (lambda v: v[:, unit])
     rows = [("input gate i", pick(acts["input"]), False), ("forget gate f", pick(acts["forget"]), False),
             ("output gate o", pick(acts["output"]), False), ("cell state c", pick(acts["cell"]), True)]
@@ -483,7 +518,23 @@ def gates_after_generate(run_id: str, text: str, layer: float, unit: float):
 
 
 # ----------------------------------------------------------------------------------------------
-# Training in the browser
+# Training in the browser, within limits: one run at a time, a cost ceiling, a time limit, a
+# Stop button, and only the newest app-trained runs kept.
+
+
+class TrainingJob:
+    """The one training the app runs at a time: its thread, its stop switch, who started it."""
+
+    def __init__(self, session: str | None, seconds: float):
+        self.session = session  # the browser session (or API client) allowed to stop it
+        self.stop = threading.Event()  # set by Stop, the time limit or shutdown
+        self.deadline = time.monotonic() + seconds
+        self.stopped_because = ""
+        self.thread: threading.Thread | None = None
+        self.run_id: str | None = None
+
+
+_JOB: TrainingJob | None = None  # the training in progress, if any (set under _TRAIN_LOCK)
 
 
 def read_upload(path: str | None) -> tuple[str, str]:
@@ -492,26 +543,50 @@ def read_upload(path: str | None) -> tuple[str, str]:
         return DEFAULT_CORPUS.read_text(encoding="utf-8"), DEFAULT_CORPUS.name
     name = Path(path).name
     if os.path.getsize(path) > MAX_UPLOAD_BYTES:
-        raise gr.Error(f"{name} is larger than {MAX_UPLOAD_BYTES // 1_000_000} MB; upload a "
-                       "shorter text.")
+        raise gr.Error(f"{html.escape(name)} is larger than {MAX_UPLOAD_BYTES / 1e6:g} MB; upload "
+                       "a shorter text.")
     try:
         return decode_text(Path(path).read_bytes(), name), name
     except ValueError as err:  # binary, not UTF-8, or empty
-        raise gr.Error(str(err)) from None
+        raise gr.Error(html.escape(str(err))) from None
 
 
-def train_config(recipe: str, steps, hidden_size, dropout, lr) -> TrainConfig:
+def train_config(recipe: str, steps, hidden_size, dropout, lr,
+                 max_vocab=DEFAULT_APP_VOCAB) -> TrainConfig:
+    """The run's config from the Train tab's controls, each checked against the app's limits."""
     if recipe not in RECIPES:
-        raise gr.Error(f"Recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+        raise gr.Error(f"Recipe must be one of {', '.join(RECIPES)}, got {_shown(recipe)}")
     steps = _number(steps, "Steps", 10, MAX_STEPS, whole=True)
     hidden = _number(hidden_size, "Hidden size", 8, MAX_HIDDEN, whole=True)
     try:
         return TrainConfig.for_recipe(
             recipe, steps=steps, hidden_size=hidden, embed_dim=hidden,
             dropout=_number(dropout, "Dropout", 0, 0.8), lr=_number(lr, "Learning rate", 1e-5, 100),
+            max_vocab=_number(max_vocab, "Vocabulary cap", MIN_APP_VOCAB, MAX_APP_VOCAB, whole=True),
             eval_interval=max(10, steps // 20))
     except ValueError as err:
-        raise gr.Error(str(err)) from None
+        raise gr.Error(public(str(err))) from None
+
+
+def model_parameters(config: TrainConfig, vocab_size: int) -> int:
+    """How many parameters the run's model will have (built on the meta device: no memory)."""
+    with torch.device("meta"):
+        model = LSTMLanguageModel(ModelConfig(
+            vocab_size=vocab_size, embed_dim=config.embed_dim, hidden_size=config.hidden_size,
+            num_layers=config.num_layers, dropout=config.dropout, tie_weights=config.tie_weights))
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_cost(config: TrainConfig, text: str) -> int:
+    """Refuse a run whose parameters x steps exceed the app's ceiling; returns the parameters."""
+    words = len(set(tokenize(text, config.tokenizer)))
+    params = model_parameters(config, min(words, config.max_vocab) + 2)  # + <pad>, <unk>
+    if params * config.steps > MAX_PARAM_STEPS:
+        raise gr.Error(
+            f"This run is too big for the app: {params:,} parameters x {config.steps} steps = "
+            f"{params * config.steps:.2g}, over the limit of {MAX_PARAM_STEPS:.2g}. Lower the "
+            "steps, the hidden size or the vocabulary cap (or train it with python -m training).")
+    return params
 
 
 def recipe_defaults(recipe: str):
@@ -523,41 +598,143 @@ def recipe_defaults(recipe: str):
     return config.dropout, config.lr, gr.Textbox(placeholder=f"app-{recipe}")
 
 
-def train(upload: str | None, recipe: str = "windows", steps: float = 300,
-          hidden_size: float = 64, dropout: float = 0.4, lr: float = 20.0,
-          run_name: str = "", progress=gr.Progress()):  # noqa: B008
-    """Train a run on the uploaded text (or the default corpus), log it to MLflow, select it."""
+def check_run_name(run_name, recipe: str) -> str:
+    name = " ".join(str(run_name or "").split())
+    if len(name) > MAX_RUN_NAME:
+        raise gr.Error(f"The run name may have at most {MAX_RUN_NAME} characters.")
+    if name.startswith("demo-"):
+        raise gr.Error('Run names starting with "demo-" are kept for the demo runs; pick another.')
+    return name or f"app-{recipe}"
+
+
+def prune_app_runs(keep: int | None = None) -> list[str]:
+    """Delete app-trained runs past the newest ``keep``, oldest first, with their files.
+
+    Only runs tagged as trained in the app and no longer training are counted; demo runs and
+    runs trained with ``python -m training`` are never touched.
+    """
+    from mlflow.tracking import MlflowClient
+
+    keep = KEEP_APP_RUNS if keep is None else keep
+    runs = registry.list_runs()  # newest first
+    finished = runs.loc[runs["status"] != "RUNNING", "run_id"]
+    mine = [r for r in finished if registry.get_run(r).data.tags.get(APP_TAG) == "true"]
+    for run_id in mine[keep:]:
+        folder = registry.local_artifact_dir(run_id)
+        MlflowClient().delete_run(run_id)
+        if folder is not None:  # artifacts/<run_id>/artifacts: remove the run's whole folder
+            shutil.rmtree(folder.parent, ignore_errors=True)
+    registry.load_run.cache_clear()
+    source_index.cache_clear()
+    return mine[keep:]
+
+
+def _train_worker(job: TrainingJob, config: TrainConfig, text: str, corpus_name: str,
+                  run_name: str, state: dict, lines: list[str]) -> None:
+    """The worker thread: train, tag the run as the app's, then prune old app runs."""
+    from mlflow.tracking import MlflowClient
+
     from training.tracking import train_run  # the trainer is only needed here
 
-    config = train_config(recipe, steps, hidden_size, dropout, lr)
-    text, corpus_name = read_upload(upload)
+    def on_step(step, total, loss):
+        if job.run_id is None:  # the first step: the run exists, so mark it as the app's
+            job.run_id = mlflow_active_run_id()
+            MlflowClient().set_tag(job.run_id, APP_TAG, "true")
+        if time.monotonic() > job.deadline and not job.stop.is_set():
+            job.stopped_because = f"the app's time limit of {MAX_TRAIN_SECONDS // 60} minutes"
+            job.stop.set()
+        state.update(step=step, loss=loss)
+
+    try:
+        job.run_id = train_run(config, run_name=run_name, text=text, corpus_name=corpus_name,
+                               on_log=lines.append, on_step=on_step, stop_event=job.stop)
+        removed = prune_app_runs()
+        if removed:
+            lines.append(f"removed {len(removed)} older app run(s): the app keeps the newest "
+                         f"{KEEP_APP_RUNS}")
+    except Exception as err:  # handed to the event, shown as a gr.Error
+        state["error"] = err
+    finally:
+        _end_job()
+
+
+def mlflow_active_run_id() -> str:
+    import mlflow
+
+    return mlflow.active_run().info.run_id  # the worker thread's own run (MLflow keeps it per thread)
+
+
+def _start_job(request: gr.Request | None) -> TrainingJob:
+    global _JOB
     if not _TRAIN_LOCK.acquire(blocking=False):
         raise gr.Error(BUSY)
-    lines, state = [f"training on {corpus_name} ({len(text):,} characters)…"], {"step": 0, "loss": math.nan}
+    _JOB = TrainingJob(getattr(request, "session_hash", None), MAX_TRAIN_SECONDS)
+    return _JOB
 
-    def work():
-        try:
-            state["run_id"] = train_run(
-                config, run_name=(run_name or "").strip() or f"app-{recipe}", text=text,
-                corpus_name=corpus_name, on_log=lines.append,
-                on_step=lambda step, total, loss: state.update(step=step, loss=loss))
-        except Exception as err:  # handed to the event below, shown as a gr.Error
-            state["error"] = err
-        finally:
-            _TRAIN_LOCK.release()
 
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
-    while worker.is_alive():
-        worker.join(0.5)
+def _end_job() -> None:
+    global _JOB
+    _JOB = None
+    _TRAIN_LOCK.release()
+
+
+def train(upload: str | None, recipe: str = "windows", steps: float = 300,
+          hidden_size: float = 64, dropout: float = 0.4, lr: float = 20.0, run_name: str = "",
+          max_vocab: float = DEFAULT_APP_VOCAB, request: gr.Request = None,
+          progress=gr.Progress()):  # noqa: B008
+    """Train a run on the uploaded text (or the default corpus), log it to MLflow, select it."""
+    config = train_config(recipe, steps, hidden_size, dropout, lr, max_vocab)
+    name = check_run_name(run_name, recipe)
+    text, corpus_name = read_upload(upload)
+    params = check_cost(config, text)
+    job = _start_job(request)
+    lines = [f"training on {corpus_name} ({len(text):,} characters, {params:,} parameters)…"]
+    state = {"step": 0, "loss": math.nan}
+    job.thread = threading.Thread(target=_train_worker, daemon=True,
+                                  args=(job, config, text, corpus_name, name, state, lines))
+    job.thread.start()  # the worker releases the job when done, even if this page goes away
+    while job.thread.is_alive():
+        job.thread.join(0.5)
         loss = "…" if math.isnan(state["loss"]) else f"{state['loss']:.3f}"
         readout = f"step {state['step']}/{config.steps} · loss {loss}"
         progress(state["step"] / config.steps, desc=readout)
         yield (*[gr.skip()] * 4, readout, "\n".join(lines[-12:]))
     if "error" in state:
-        raise gr.Error(f"Training failed: {state['error']}")
-    done = f"Done: run {state['run_id']} is logged to MLflow and selected above."
-    yield (*refresh_runs(state["run_id"]), done, "\n".join([*lines[-11:], done]))
+        raise gr.Error(f"Training failed: {html.escape(registry.one_line(state['error']))}")
+    done = _done_message(job)
+    yield (*refresh_runs(job.run_id), done, "\n".join([*lines[-11:], done]))
+
+
+def _done_message(job: TrainingJob) -> str:
+    if not job.stop.is_set():
+        return f"Done: run {job.run_id} is logged to MLflow and selected above."
+    why = job.stopped_because or "Stop was pressed"
+    return (f"Stopped ({why}): run {job.run_id} ended as KILLED with its last checkpoint, and "
+            "is selected above.")
+
+
+def stop_training(request: gr.Request = None) -> str:
+    """Stop the training in progress between two steps; the run ends KILLED, checkpoint saved."""
+    job = _JOB
+    if job is None:
+        raise gr.Error("No training is in progress.")
+    if job.session != getattr(request, "session_hash", None):
+        raise gr.Error("Only the page that started this training can stop it; it ends by "
+                       f"itself within {MAX_TRAIN_SECONDS // 60} minutes.")
+    job.stopped_because = "Stop was pressed"
+    job.stop.set()
+    return "Stopping after the current step…"
+
+
+def stop_training_for_shutdown(wait_s: float = SHUTDOWN_WAIT_S) -> str | None:
+    """When the app shuts down: end its training run as KILLED (checkpoint saved) and wait."""
+    job = _JOB
+    if job is None or job.thread is None:
+        return None
+    job.stopped_because = "the app shut down"
+    job.stop.set()
+    job.thread.join(wait_s)
+    return job.run_id
 
 
 # ----------------------------------------------------------------------------------------------
@@ -635,10 +812,25 @@ def launch(demo: gr.Blocks, **kwargs):
         theme=gr.themes.Soft(), css=CSS, max_file_size=MAX_UPLOAD_BYTES, **kwargs)
 
 
-def main() -> None:
-    ensure_runs()
-    launch(build_demo(), server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+def _sigterm_as_ctrl_c(signum, frame):
+    raise KeyboardInterrupt  # Gradio's launch() stops the server on it, as on Ctrl-C
+
+
+def main() -> int:
+    try:
+        ensure_runs()
+    except registry.StoreError as err:  # locked, corrupt, unreachable: one line, no traceback
+        print(f"app.py: {err}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+    try:
+        launch(build_demo(), server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    finally:  # Ctrl-C or SIGTERM: end a training run in progress as KILLED, checkpoint saved
+        run_id = stop_training_for_shutdown()
+        if run_id:
+            print(f"app.py: stopped training run {run_id} (KILLED, last checkpoint saved)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
