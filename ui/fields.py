@@ -2,8 +2,10 @@
 
 Gradio's Slider and Number compare a caller's value with their bounds before the event runs; a
 string, None or NaN sent through the API then fails inside Gradio, and the caller sees only "the
-upstream Gradio app has raised an exception". These pass such values through unchanged, so the
-event's function (``app._number``) answers with one clear line naming the field.
+upstream Gradio app has raised an exception". These fields pass such values through unchanged,
+so the event's function (``app._number``) answers with one clear line naming the field.
+(Wrapping the instance's ``preprocess``, not subclassing: Gradio writes a .pyi stub beside any
+module that subclasses a component.)
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ def _is_number(payload) -> bool:
             and math.isfinite(payload))
 
 
-class Slider(gr.Slider):
-    is_template = True  # drawn by the browser as a plain Slider
+def _pass_non_numbers(field):
+    checked = field.preprocess
+    field.preprocess = lambda payload: checked(payload) if _is_number(payload) else payload
+    return field
 
-    def preprocess(self, payload):
-        return super().preprocess(payload) if _is_number(payload) else payload
+
+def slider(*args, **kwargs) -> gr.Slider:
+    return _pass_non_numbers(gr.Slider(*args, **kwargs))
 
 
-class Number(gr.Number):
-    is_template = True  # drawn by the browser as a plain Number
-
-    def preprocess(self, payload):
-        return super().preprocess(payload) if _is_number(payload) else payload
+def number(*args, **kwargs) -> gr.Number:
+    return _pass_non_numbers(gr.Number(*args, **kwargs))

@@ -22,17 +22,17 @@ def _controls() -> list[gr.components.Component]:
     prompt = gr.Textbox(label="Prompt", value="i was twenty-three when", elem_id="prompt",
                         info="The words the text starts with; they must occur in the training "
                              f"text (at most {app.MAX_PROMPT_WORDS} words).")
-    length = fields.Slider(1, app.MAX_LENGTH, value=60, step=1, label="Length (words)",
+    length = fields.slider(1, app.MAX_LENGTH, value=60, step=1, label="Length (words)",
                            info="How many words to generate.", elem_id="length")
-    temperature = fields.Slider(0, 2, value=0.7, step=0.05, label="Temperature",
+    temperature = fields.slider(0, 2, value=0.7, step=0.05, label="Temperature",
                                 elem_id="temperature",
                                 info="0 = greedy (always the likeliest word); higher = more random.")
-    top_k = fields.Slider(0, 200, value=0, step=1, label="Top-k",
+    top_k = fields.slider(0, 200, value=0, step=1, label="Top-k",
                           info="Sample only among the k likeliest words (0 = all).")
-    top_p = fields.Slider(0.05, 1, value=1, step=0.05, label="Top-p",
+    top_p = fields.slider(0.05, 1, value=1, step=0.05, label="Top-p",
                           info="Sample only among the likeliest words whose probabilities add "
                                "up to p (1 = all).")
-    rng_seed = fields.Number(value=0, precision=0, minimum=0, label="Random seed",
+    rng_seed = fields.number(value=0, precision=0, minimum=0, label="Random seed",
                              info="The same random seed and settings give the same text.")
     return [prompt, length, temperature, top_k, top_p, rng_seed]
 

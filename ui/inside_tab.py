@@ -14,9 +14,9 @@ def build(run: gr.Dropdown, generate: GenerateTab) -> None:
         gr.Markdown("The gates while the model reads the last generated text, one column per word "
                     "(drawn after each generation).")
         with gr.Row():
-            layer = fields.Number(value=1, precision=0, minimum=1, label="Layer",
+            layer = fields.number(value=1, precision=0, minimum=1, label="Layer",
                                   info="Which LSTM layer (1 = nearest the words).")
-            unit = fields.Number(value=-1, precision=0, minimum=-1, label="Unit",
+            unit = fields.number(value=-1, precision=0, minimum=-1, label="Unit",
                                  info="-1 = mean over all units; 0, 1, … = one unit of the cell.")
             button = gr.Button("Show the gates", elem_id="gates-btn")
         gates = gr.HTML(elem_id="gates")

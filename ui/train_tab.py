@@ -24,18 +24,18 @@ def _text_and_recipe() -> list[gr.components.Component]:
 
 
 def _model_and_steps() -> list[gr.components.Component]:
-    steps = fields.Slider(10, app.MAX_STEPS, value=300, step=10, label="Steps",
+    steps = fields.slider(10, app.MAX_STEPS, value=300, step=10, label="Steps",
                           elem_id="train-steps",
                           info="Optimizer steps; 300 take a minute or two on two CPUs.")
-    hidden = fields.Slider(16, app.MAX_HIDDEN, value=64, step=16, label="Hidden size",
+    hidden = fields.slider(16, app.MAX_HIDDEN, value=64, step=16, label="Hidden size",
                            info="LSTM state size (also the word-vector size).")
-    dropout = fields.Slider(0, 0.8, value=0.4, step=0.05, label="Dropout",
+    dropout = fields.slider(0, 0.8, value=0.4, step=0.05, label="Dropout",
                             info="Randomly zeroes activations while training; fights "
                                  "memorization.")
-    lr = fields.Number(value=20.0, minimum=1e-5, maximum=100, label="Learning rate",
+    lr = fields.number(value=20.0, minimum=1e-5, maximum=100, label="Learning rate",
                        info=f"Step size: the windows recipe uses plain SGD ({WINDOWS.lr:g}), "
                             f"the seed recipe Adam ({SEED.lr:g}).")
-    max_vocab = fields.Slider(app.MIN_APP_VOCAB, app.MAX_APP_VOCAB, step=100,
+    max_vocab = fields.slider(app.MIN_APP_VOCAB, app.MAX_APP_VOCAB, step=100,
                               value=app.DEFAULT_APP_VOCAB, label="Vocabulary cap",
                               elem_id="max-vocab",
                               info="Keep the N most frequent words; rarer ones become <unk>.")
