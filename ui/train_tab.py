@@ -47,7 +47,7 @@ def limits_text() -> str:
     return (f"**Limits here** (a shared machine): one training at a time; at most {app.MAX_STEPS} "
             f"steps, hidden size {app.MAX_HIDDEN} and a vocabulary of the {app.MAX_APP_VOCAB:,} "
             f"most frequent words (the rest become `<unk>`); parameters x steps at most "
-            f"{app.MAX_PARAM_STEPS:.0e}; a run is stopped after {app.MAX_TRAIN_SECONDS // 60} "
+            f"{app.MAX_PARAM_STEPS / 1e6:,.0f} million; a run is stopped after {app.MAX_TRAIN_SECONDS // 60} "
             "minutes (it ends as KILLED and keeps its last checkpoint, as with **Stop**); the "
             f"app keeps only the newest {app.KEEP_APP_RUNS} runs trained here, deleting older "
             "ones (the demo runs and runs trained with `python -m training` are never deleted).")
