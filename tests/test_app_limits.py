@@ -298,7 +298,7 @@ def test_client_gets_a_clear_line_for_nan_and_strings_elsewhere(client, demo_sto
         client.predict(demo_store["windows"], PROMPT, 1, "abc", api_name="/gates")
     with pytest.raises(AppError, match="Steps must be a number"):
         client.predict(None, "windows", "lots", 16, 0.0, 0.01, "", 500, api_name="/train")
-    with pytest.raises(gr.Error, match="Length must be a number, got nan"):
+    with pytest.raises(gr.Error, match="Length must be a whole number from 1 to 400, got nan"):
         list(app.generate(demo_store["windows"], PROMPT, float("nan")))
 
 
