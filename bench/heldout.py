@@ -23,11 +23,10 @@ from bench.table import print_table
 from lstm_core.data import SequentialBatches
 from lstm_core.model import LSTMLanguageModel, ModelConfig
 from lstm_core.text import read_text
-from training.config import TrainConfig
+from training.config import SPIKE, TrainConfig
 from training.loop import Corpus, Trainer, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-SPIKE = ROOT.parent / "shared" / "corpus" / "the_spike.txt"
 
 
 def ours(text: str, seconds: float) -> tuple[float, int]:
@@ -36,8 +35,7 @@ def ours(text: str, seconds: float) -> tuple[float, int]:
     best, state, started = math.inf, None, time.perf_counter()
     while time.perf_counter() - started < seconds:
         for _ in range(trainer.config.eval_interval):
-            _, _, _, state = trainer.train_step(state)
-            trainer.step += 1
+            state = trainer.train_step(state).state
         val = evaluate(trainer.model, trainer.corpus.val_ids, 32, torch.device("cpu"))
         best = min(best, val)
         trainer.scheduler.step(val)

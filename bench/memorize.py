@@ -15,7 +15,6 @@ import argparse
 import platform
 import time
 from collections import deque
-from pathlib import Path
 
 import torch
 
@@ -23,10 +22,9 @@ from bench.table import print_table
 from lstm_core.generate import SamplingConfig, encode_prompt, generate_ids
 from lstm_core.memorization import analyze
 from lstm_core.text import read_text, tokenize
-from training.config import TrainConfig
+from training.config import SPIKE, TrainConfig
 from training.loop import Trainer
 
-SPIKE = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "the_spike.txt"
 THRESHOLD = 0.11
 WINDOW = 10
 
@@ -38,7 +36,6 @@ def time_to_memorize(config: TrainConfig, text: str, max_seconds: float) -> dict
     state, started = None, time.perf_counter()
     while True:
         loss, _, _, state = trainer.train_step(state)
-        trainer.step += 1
         recent.append(loss)
         elapsed = time.perf_counter() - started
         if len(recent) == WINDOW and sum(recent) / WINDOW <= THRESHOLD:

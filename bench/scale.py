@@ -56,8 +56,8 @@ def child(recipe: str, n_bytes: int, steps: int) -> dict:
     tokens, started = 0, time.perf_counter()
     state = None
     for _ in range(steps):
-        _, _, n, state = trainer.train_step(state)
-        tokens += n
+        result = trainer.train_step(state)
+        tokens, state = tokens + result.tokens, result.state
     elapsed = time.perf_counter() - started
     return {"tokens": len(trainer.corpus.train_ids), "vocab": len(trainer.corpus.vocab),
             "setup_s": setup, "tokens_per_s": tokens / elapsed,

@@ -27,7 +27,8 @@ def _as_ids(ids: Sequence[int] | Tensor) -> Tensor:
     return t.long()
 
 
-def _check_positive(**values: int) -> None:
+def check_positive(**values: int) -> None:
+    """Raise a ValueError naming the first value that is not a whole number >= 1."""
     for name, value in values.items():
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
@@ -128,7 +129,7 @@ def train_val_split(ids: Sequence[int] | Tensor, val_fraction: float) -> tuple[T
 
 def window_count(n_tokens: int, seq_len: int) -> int:
     """How many windows of ``seq_len`` inputs (plus one target) fit in ``n_tokens`` tokens."""
-    _check_positive(seq_len=seq_len)
+    check_positive(seq_len=seq_len)
     return max(n_tokens - seq_len, 0)
 
 
@@ -147,7 +148,7 @@ def random_windows(
     Returns ``x`` and ``y``, both of shape (batch_size, seq_len).
     """
     ids = _as_ids(ids)
-    _check_positive(batch_size=batch_size, seq_len=seq_len)
+    check_positive(batch_size=batch_size, seq_len=seq_len)
     n_starts = window_count(len(ids), seq_len)
     if n_starts == 0:
         hint = f"use seq_len <= {len(ids) - 1}" if len(ids) >= 2 else "use a longer text"
@@ -183,7 +184,7 @@ class SequentialBatches:
 
     def __init__(self, ids: Sequence[int] | Tensor, batch_size: int, seq_len: int):
         ids = _as_ids(ids)
-        _check_positive(batch_size=batch_size, seq_len=seq_len)
+        check_positive(batch_size=batch_size, seq_len=seq_len)
         row_len = len(ids) // batch_size
         if row_len < 2:
             raise ValueError(
@@ -204,14 +205,3 @@ class SequentialBatches:
         for start in range(0, n_inputs, self.seq_len):
             end = min(start + self.seq_len, n_inputs)
             yield self.rows[:, start:end], self.rows[:, start + 1 : end + 1]  # (B, T) each
-
-
-def eval_batches(ids: Sequence[int] | Tensor, batch_size: int, seq_len: int) -> SequentialBatches:
-    """SequentialBatches for evaluation, also on a short validation tail.
-
-    Uses at most ``batch_size`` rows, fewer if the text is too short for that many rows of 2+
-    tokens, so a small validation set still gives batches instead of an error.
-    """
-    ids = _as_ids(ids)
-    _check_positive(batch_size=batch_size, seq_len=seq_len)
-    return SequentialBatches(ids, max(1, min(batch_size, len(ids) // 2)), seq_len)

@@ -8,7 +8,7 @@ fraction of the cost (see bench/).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -73,18 +73,40 @@ def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None 
 def pick_next(logits: Tensor, temperature: float, top_k: int | None = None,
               top_p: float | None = None, generator: torch.Generator | None = None) -> Tensor:
     """Choose the next token id for each row of ``logits`` (B, V). Returns (B,)."""
-    logits = logits.float().clone()
+    logits = logits.double().clone()  # float64: 1e-300 is a temperature, not zero
     # The reserved ids are not words: never generate them.
     logits[:, PAD_ID] = -math.inf
     logits[:, UNK_ID] = -math.inf
     if temperature == 0:
         return logits.argmax(-1)
-    logits = filter_logits(logits / temperature, top_k, top_p)
-    probs = logits.softmax(-1)
+    # Shift the best logit to 0 before dividing: every other logit becomes <= 0, so even a tiny
+    # temperature gives -inf (probability 0) rather than inf - inf = nan, and the limit is greedy.
+    logits = (logits - logits.max(-1, keepdim=True).values) / temperature
+    probs = filter_logits(logits, top_k, top_p).softmax(-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
 @torch.inference_mode()
+def decode(model, idx: Tensor, steps: int, choose: Callable[[Tensor], Tensor]) -> Iterator[Tensor]:
+    """The one decoding loop: read ``idx`` (B, T) once, then feed back one token at a time.
+
+    ``choose(logits)`` turns the last position's logits (B, V) into the next ids (B,); each
+    step's ids are yielded, (B,). The model runs in eval mode (no dropout), carrying its (h, c),
+    and its training flag is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        state = None
+        for _ in range(steps):
+            logits, _, state = model(idx, state=state, last_only=True)  # (B, 1 or T, V)
+            next_ids = choose(logits[:, -1])  # (B,)
+            yield next_ids
+            idx = next_ids.view(-1, 1).to(idx.device)  # from now on, one token at a time
+    finally:
+        model.train(was_training)
+
+
 def stream_ids(model, prompt_ids: list[int], sampling: SamplingConfig) -> Iterator[int]:
     """Yield new token ids one by one as they are generated (the prompt is not repeated)."""
     if not prompt_ids:
@@ -92,20 +114,15 @@ def stream_ids(model, prompt_ids: list[int], sampling: SamplingConfig) -> Iterat
     generator = None
     if sampling.seed is not None:
         generator = torch.Generator().manual_seed(sampling.seed)
-    was_training = model.training
-    model.eval()  # dropout off while generating
-    try:
-        device = next(model.parameters()).device
-        idx = torch.tensor([prompt_ids], device=device)  # (1, T): the whole prompt, once
-        state = None
-        for _ in range(sampling.max_new_tokens):
-            logits, _, state = model(idx, state=state, last_only=True)  # (1, 1, V)
-            next_id = pick_next(logits[:, -1].cpu(), sampling.temperature, sampling.top_k,
-                                sampling.top_p, generator)
-            yield int(next_id)
-            idx = next_id.view(1, 1).to(device)  # from now on, one token at a time
-    finally:
-        model.train(was_training)
+    device = next(model.parameters()).device
+    idx = torch.tensor([prompt_ids], device=device)  # (1, T): the whole prompt, once
+
+    def choose(logits: Tensor) -> Tensor:
+        return pick_next(logits.cpu(), sampling.temperature, sampling.top_k, sampling.top_p,
+                         generator)
+
+    for next_id in decode(model, idx, sampling.max_new_tokens, choose):
+        yield int(next_id)
 
 
 def generate_ids(model, prompt_ids: list[int], sampling: SamplingConfig) -> list[int]:

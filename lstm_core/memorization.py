@@ -21,10 +21,13 @@ O(len(source) * len(generated)).
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from lstm_core.data import check_positive
+from lstm_core.generate import decode
 
 _ROOT = 0  # the automaton's start state: the empty span
 
@@ -156,11 +159,6 @@ def _as_index(source_or_index) -> SourceIndex:
     return SourceIndex(source_or_index)
 
 
-def _check_positive(value: int, name: str) -> None:
-    if not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-
-
 @dataclass(frozen=True)
 class CopiedSpan:
     """generated[start:end] equals source[source_start : source_start + length]."""
@@ -210,7 +208,7 @@ def copied_spans(generated, source_or_index, min_len: int = 4) -> list[CopiedSpa
     where the first ends, so a cut piece ("e f") may be shorter than min_len.
     O(len(generated)) once the source is indexed.
     """
-    _check_positive(min_len, "min_len")
+    check_positive(min_len=min_len)
     index = _as_index(source_or_index)
     lengths, ends = index._walk(_as_tokens(generated, "generated"))
     return _spans_from_walk(lengths, ends, min_len)
@@ -239,17 +237,9 @@ def ngram_novelty(generated, source_or_index, max_n: int = 8) -> dict[int, float
     Values of n longer than the generated text (no n-grams at all) are left out of the dict,
     so an empty text gives {}. 0.0 means every n-gram was copied, 1.0 means none was.
     """
-    _check_positive(max_n, "max_n")
+    check_positive(max_n=max_n)
     lengths = _as_index(source_or_index).match_lengths(generated)
     return _novelty_from_lengths(lengths, max_n)
-
-
-def copied_fraction(generated, source_or_index, n: int = 4) -> float:
-    """Share of generated n-grams that occur in the source; 0.0 when the text has no n-grams."""
-    _check_positive(n, "n")
-    lengths = _as_index(source_or_index).match_lengths(generated)
-    novelty = _novelty_from_lengths(lengths, n)
-    return 1.0 - novelty[n] if n in novelty else 0.0
 
 
 @dataclass
@@ -263,13 +253,6 @@ class MemorizationReport:
     longest_copied_span: int  # longest verbatim run, in tokens (= max match length, any length)
     copied_token_fraction: float  # share of generated tokens inside a span of >= min_len
 
-    def to_dict(self) -> dict:
-        """Plain builtins, ready for json.dumps; novelty keys become strings ("1", "2", ...)
-        because JSON object keys are always strings, so a round trip gives back the same dict."""
-        out = asdict(self)
-        out["spans"] = [dict(asdict(s), length=s.length) for s in self.spans]
-        out["novelty"] = {str(n): value for n, value in self.novelty.items()}
-        return out
 
 
 def analyze(generated, source_or_index, min_len: int = 4, max_n: int = 8) -> MemorizationReport:
@@ -278,8 +261,7 @@ def analyze(generated, source_or_index, min_len: int = 4, max_n: int = 8) -> Mem
     Pass a SourceIndex to analyse many texts against the same source without re-indexing it.
     An empty generated text gives an empty report (no spans, no n-grams, zero fractions).
     """
-    _check_positive(min_len, "min_len")
-    _check_positive(max_n, "max_n")
+    check_positive(min_len=min_len, max_n=max_n)
     index = _as_index(source_or_index)
     lengths, ends = index._walk(_as_tokens(generated, "generated"))
     spans = _spans_from_walk(lengths, ends, min_len)
@@ -304,9 +286,9 @@ def _model_device(model: nn.Module) -> torch.device:
 def greedy_continue(model: nn.Module, prefixes: torch.Tensor, steps: int) -> torch.Tensor:
     """Greedy (argmax) continuation of each row of `prefixes`: (N, k) -> (N, steps).
 
-    Uses the model contract ``logits, loss, state = model(idx, targets=None, state=None)``:
-    the prefixes are read once, then one token at a time is fed back with the carried state.
-    The model runs in eval mode (no dropout) and its training flag is restored afterwards.
+    The prefixes are read once, then one token at a time is fed back with the carried state
+    (``generate.decode``, the loop generation uses too). Unlike generation, every id may be
+    chosen, <unk> included: the source being tested may hold <unk> too.
     """
     if prefixes.dim() != 2 or prefixes.size(1) == 0 or prefixes.dtype != torch.long:
         raise ValueError(
@@ -316,20 +298,8 @@ def greedy_continue(model: nn.Module, prefixes: torch.Tensor, steps: int) -> tor
         raise ValueError(f"steps must be a whole number >= 0, got {steps!r}")
     if steps == 0:
         return prefixes.new_empty((prefixes.size(0), 0))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            logits, _, state = model(prefixes)  # (N, k, V)
-            token = logits[:, -1, :].argmax(dim=-1, keepdim=True)  # (N, 1)
-            out = [token]
-            for _ in range(steps - 1):
-                logits, _, state = model(token, state=state)  # (N, 1, V)
-                token = logits[:, -1, :].argmax(dim=-1, keepdim=True)
-                out.append(token)
-    finally:
-        model.train(was_training)
-    return torch.cat(out, dim=1)  # (N, steps)
+    columns = decode(model, prefixes, steps, lambda logits: logits.argmax(dim=-1))
+    return torch.stack(list(columns), dim=1)  # (N, steps)
 
 
 def extractable_memorization(model: nn.Module, source_ids, prefix_len: int = 8,
@@ -348,12 +318,11 @@ def extractable_memorization(model: nn.Module, source_ids, prefix_len: int = 8,
     if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
         raise ValueError(f"source_ids must be a 1-D sequence of integer ids, got {ids.dtype} "
                          f"with shape {tuple(ids.shape)}")
-    for value, name in [(prefix_len, "prefix_len"), (suffix_len, "suffix_len"),
-                        (max_windows, "max_windows"), (batch_size, "batch_size")]:
-        _check_positive(value, name)
+    check_positive(prefix_len=prefix_len, suffix_len=suffix_len, max_windows=max_windows,
+                   batch_size=batch_size)
     window = prefix_len + suffix_len
     stride = window if stride is None else stride
-    _check_positive(stride, "stride")
+    check_positive(stride=stride)
     if len(ids) < window:
         raise ValueError(f"source has {len(ids)} ids, fewer than one window of "
                          f"prefix_len + suffix_len = {window}")

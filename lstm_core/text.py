@@ -65,9 +65,19 @@ def decode_text(data: bytes, name: str = "text") -> str:
     return text
 
 
-def read_text(path: str | Path) -> str:
-    """Read a UTF-8 text file; see ``decode_text`` for the checks and the normalisation."""
-    return decode_text(Path(path).read_bytes(), name=str(path))
+MAX_TEXT_BYTES = 20_000_000  # 20 MB, about 3.5 million words: far more than one LSTM here needs
+
+
+def read_text(path: str | Path, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """Read a UTF-8 text file of at most ``max_bytes``; see ``decode_text`` for the checks.
+
+    Only that many bytes are ever read, so /dev/zero or a huge file cannot fill the memory.
+    """
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"{path} is larger than the {max_bytes:,}-byte limit for a training text")
+    return decode_text(data, name=str(path))
 
 
 def _check_scheme(scheme: str) -> None:

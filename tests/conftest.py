@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from training.config import SPIKE  # noqa: F401  (tests import it from here)
+
 torch.set_num_threads(2)
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 ROOT = Path(__file__).resolve().parent.parent
-SPIKE = ROOT.parent / "shared" / "corpus" / "the_spike.txt"
 PROJECT_CORPUS = ROOT / "corpus" / "lighthouse_keeper.txt"
 
 

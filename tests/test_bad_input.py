@@ -63,10 +63,17 @@ def test_a_text_shorter_than_a_window_says_what_to_change():
         Trainer(TrainConfig(seq_len=64, val_fraction=0.0), "the lamp turns and the light goes round")
 
 
-def test_crlf_text_trains_like_lf_text():
+@pytest.mark.parametrize("tokenizer", ["seed", "words"])
+def test_crlf_text_trains_like_lf_text(tokenizer, tmp_path):
     lf = PROJECT_CORPUS.read_text(encoding="utf-8")[:3000]
-    crlf_corpus = Corpus.from_text(lf.replace("\n", "\r\n").replace("\r\n", "\n"), TrainConfig())
-    assert crlf_corpus.vocab == Corpus.from_text(lf, TrainConfig()).vocab
+    crlf_file = tmp_path / "crlf.txt"
+    crlf_file.write_bytes(lf.replace("\n", "\r\n").encode("utf-8"))  # real CRLF bytes on disk
+    assert b"\r\n" in crlf_file.read_bytes()
+    config = TrainConfig(tokenizer=tokenizer)
+    crlf_corpus = Corpus.from_text(read_text(crlf_file), config)
+    lf_corpus = Corpus.from_text(lf, config)
+    assert crlf_corpus.vocab == lf_corpus.vocab
+    assert crlf_corpus.train_ids.tolist() == lf_corpus.train_ids.tolist()
 
 
 def test_one_huge_line_works_for_windows_and_is_refused_clearly_by_prefix_pairs():
@@ -143,7 +150,8 @@ def test_sigkill_mid_run_leaves_a_readable_store_and_a_resumable_checkpoint(temp
     finally:
         proc.kill()
     table = registry.list_runs()
-    assert list(table["status"]) == ["RUNNING"]  # never finished: not FINISHED, not FAILED
+    # Never finished, and its process is gone: shown as interrupted, not as still running.
+    assert list(table["status"]) == ["INTERRUPTED"]
     run_id = table.loc[0, "run_id"]
     checkpoint = registry.load_checkpoint(registry.artifact_path(run_id, registry.LAST_FILE))
     assert checkpoint["step"] >= 15

@@ -5,7 +5,6 @@ import torch
 
 from lstm_core.data import (
     SequentialBatches,
-    eval_batches,
     prefix_pairs,
     random_windows,
     train_val_split,
@@ -139,13 +138,6 @@ def test_sequential_batches_errors():
         SequentialBatches(torch.arange(20), batch_size=2, seq_len=0)
     with pytest.raises(ValueError, match="1-D"):
         SequentialBatches(torch.zeros(4, 4, dtype=torch.long), batch_size=2, seq_len=2)
-
-
-def test_eval_batches_fit_a_short_tail():
-    batches = eval_batches(torch.arange(10), batch_size=32, seq_len=4)
-    assert batches.batch_size == 5
-    x, y = next(iter(batches))
-    assert x.shape == (5, 1) and torch.equal(y, x + 1)
 
 
 def test_split_at_cuts_at_separators_and_drops_short_pieces():

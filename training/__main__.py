@@ -6,6 +6,7 @@ Prints one line per log interval and, last, ``run_id=<id>``.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from tqdm import tqdm
@@ -47,10 +48,11 @@ def main(argv: list[str] | None = None) -> int:
             run_id = train_run(config, run_name=args.run_name, resume=args.resume,
                                steps=args.steps if args.resume else None, on_step=on_step,
                                on_log=tqdm.write)
-    except KeyboardInterrupt:
-        print("\ninterrupted: the run is marked KILLED and its last checkpoint is saved",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM (tracking.Interrupted)
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"\ninterrupted ({signal.Signals(signum).name}): the run is marked KILLED and its "
+              "last checkpoint is saved", file=sys.stderr)
+        return 128 + signum
     except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

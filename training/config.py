@@ -12,7 +12,12 @@ from lstm_core.model import BACKENDS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = PROJECT_ROOT / "corpus" / "lighthouse_keeper.txt"
+# The write-up's essay, kept outside the project (tests and benchmarks skip when it is absent).
+SPIKE = PROJECT_ROOT.parent / "shared" / "corpus" / "the_spike.txt"
 RECIPES = ("seed", "windows")
+MAX_BATCH_SIZE = 8192  # bounds on one step's work, so a typo cannot take all the memory
+MAX_SEQ_LEN = 4096
+MAX_BATCH_TOKENS = 262_144  # windows recipe: batch_size x seq_len targets in one step
 
 
 @dataclass
@@ -54,13 +59,17 @@ class TrainConfig:
             (self.optimizer in ("adam", "sgd"), "optimizer must be 'adam' or 'sgd'"),
             (0 < self.lr_factor < 1, "lr_factor must be between 0 and 1"),
             (self.steps >= 1, "steps must be at least 1"),
-            (self.batch_size >= 1, "batch_size must be at least 1"),
-            (self.seq_len >= 2, "seq_len must be at least 2"),
+            (1 <= self.batch_size <= MAX_BATCH_SIZE, f"batch_size must be from 1 to {MAX_BATCH_SIZE}"),
+            (2 <= self.seq_len <= MAX_SEQ_LEN, f"seq_len must be from 2 to {MAX_SEQ_LEN}"),
+            (self.recipe == "seed" or self.batch_size * self.seq_len <= MAX_BATCH_TOKENS,
+             f"batch_size x seq_len must be at most {MAX_BATCH_TOKENS:,} targets per step"),
             (math.isfinite(self.lr) and self.lr > 0, "lr must be a positive number"),
             (0 <= self.val_fraction <= 0.5, "val_fraction must be between 0 and 0.5"),
             (self.eval_interval >= 1, "eval_interval must be at least 1"),
             (self.grad_clip >= 0, "grad_clip must be >= 0"),
             (self.max_vocab >= 0, "max_vocab must be >= 0 (0 = no cap)"),
+            (self.memorization_prefix >= 1, "memorization_prefix must be at least 1"),
+            (self.memorization_suffix >= 1, "memorization_suffix must be at least 1"),
             (self.device in ("cpu", "cuda", "auto"), "device must be 'cpu', 'cuda' or 'auto'"),
         ]
         for ok, message in checks:

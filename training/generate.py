@@ -4,7 +4,7 @@
 [--top-k K] [--top-p P] [--seed S] [--json]``
 
 Plain output is the text; ``--json`` prints one object with the text, its tokens and how much
-of it is copied from the run's own training text.
+of the generated part (not the prompt) is copied from the run's own training text.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from lstm_core.generate import SamplingConfig, encode_prompt, generate_ids
+from lstm_core.generate import SamplingConfig, encode_prompt, stream_ids
 from lstm_core.memorization import analyze
 from lstm_core.text import detokenize
 
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.generate",
                                      description="Generate text from a logged run.")
     parser.add_argument("--run", required=True, metavar="RUN_ID", help="the MLflow run id")
-    parser.add_argument("--prompt", required=True, help="seed text; every word must be known")
+    parser.add_argument("--prompt", required=True, help="the words to start from; every word must be known")
     parser.add_argument("--length", type=int, default=50, help="tokens to generate (default 50)")
     parser.add_argument("--temperature", type=float, default=0.0,
                         help="0 = greedy (default); higher = more random")
@@ -34,22 +34,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def generate_report(run_id: str, prompt: str, sampling: SamplingConfig) -> dict:
-    """Generate from a run and measure the result against the run's own training text."""
+    """Generate from a run and measure the generated words against the run's training text.
+
+    Only the generated words are measured, as in the app: the prompt is the caller's text, and
+    counting it would credit the model with copying words it was given. ``copied_spans`` index
+    ``tokens`` (prompt included), so ``tokens[start:end]`` is the copied passage.
+    """
     from training.registry import load_run
 
     run = load_run(run_id)
-    ids = generate_ids(run.model, encode_prompt(prompt, run.vocab), sampling)
-    tokens = run.vocab.decode(ids)
-    report = analyze(tokens, run.source_tokens)
+    prompt_ids = encode_prompt(prompt, run.vocab)
+    prompt_tokens = run.vocab.decode(prompt_ids)
+    new = run.vocab.decode(list(stream_ids(run.model, prompt_ids, sampling)))
+    report = analyze(new, run.source_tokens)
+    shift = len(prompt_tokens)
     return {
         "run_id": run_id,
-        "text": detokenize(tokens, run.vocab.scheme),
-        "tokens": tokens,
+        "text": detokenize(prompt_tokens + new, run.vocab.scheme),
+        "tokens": prompt_tokens + new,
+        "prompt_tokens": shift,
         "novelty": {str(n): share for n, share in report.novelty.items()},
         "copied_4gram_fraction": report.copied_4gram_fraction,
         "longest_copied_span": report.longest_copied_span,
-        "copied_spans": [{"start": s.start, "end": s.end, "source_start": s.source_start}
-                         for s in report.spans],
+        "copied_spans": [{"start": s.start + shift, "end": s.end + shift,
+                          "source_start": s.source_start} for s in report.spans],
     }
 
 

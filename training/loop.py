@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -193,19 +194,24 @@ class Trainer:
         }
 
     def _restore(self, checkpoint: dict) -> None:
-        self.model.load_state_dict(checkpoint["state_dict"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.generator.set_state(checkpoint["generator"])
-        torch.set_rng_state(checkpoint["torch_rng"])
-        self.step = checkpoint["step"]
-        self.best_val = checkpoint["best_val"]
-        self.evals_since_best = checkpoint["evals_since_best"]
-        self.history = dict(checkpoint["metrics"])
+        try:
+            self.model.load_state_dict(checkpoint["state_dict"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+            self.generator.set_state(checkpoint["generator"])
+            torch.set_rng_state(checkpoint["torch_rng"])
+            self.step = int(checkpoint["step"])
+            self.best_val = float(checkpoint["best_val"])
+            self.evals_since_best = int(checkpoint["evals_since_best"])
+            self.history = dict(checkpoint["metrics"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            reason = " ".join(str(err).split())[:200] or type(err).__name__
+            raise ValueError(f"The checkpoint cannot be resumed: {reason}") from None
 
     # -- the loop ----------------------------------------------------------------------------
 
-    def train_step(self, state):
+    def train_step(self, state=None) -> StepResult:
+        """One optimizer step on the next batch; advances ``self.step``."""
         x, y, carry = self.batches.next()
         x, y = x.to(self.device), y.to(self.device)
         if not carry:
@@ -216,10 +222,12 @@ class Trainer:
         clip = self.config.grad_clip if self.config.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         self.optimizer.step()
+        self.step += 1
         # Keep the values, drop the graph: the next chunk continues from here without
         # backpropagating into this one.
         state = tuple(s.detach() for s in state)
-        return self.world.mean(loss.item()), grad_norm.item(), y.numel() * self.world.size, state
+        return StepResult(self.world.mean(loss.item()), grad_norm.item(),
+                          y.numel() * self.world.size, state)
 
     def run(
         self,
@@ -232,54 +240,93 @@ class Trainer:
 
         on_log(step, metrics) is called every eval_interval steps and at the end;
         on_checkpoint("last" | "best", checkpoint) after each log; on_step(step, loss) every step;
-        should_stop() after every step ends the loop early (Ctrl-C).
+        should_stop() after every step ends the loop early (Ctrl-C, a Stop button), after one
+        last log so the steps since the previous one are checkpointed too.
         """
         self.model.train()
-        state, losses, norms, tokens, started = None, [], [], 0, time.perf_counter()
+        window = _LogWindow()
         while self.step < self.config.steps and not should_stop():
-            loss, grad_norm, n_tokens, state = self.train_step(state)
-            self.step += 1
-            losses.append(loss)
-            norms.append(grad_norm)
-            tokens += n_tokens
-            on_step(self.step, loss)
+            result = self.train_step(window.state)
+            window.add(result)
+            on_step(self.step, result.loss)
             if self.step % self.config.eval_interval == 0 or self.step == self.config.steps:
-                elapsed = time.perf_counter() - started
-                stop = self._log(losses, norms, tokens / max(elapsed, 1e-9), on_log, on_checkpoint)
-                losses, norms, tokens, started = [], [], 0, time.perf_counter()
-                if stop:
+                if self._log(window, on_log, on_checkpoint):
                     break
+                window = _LogWindow(window.state)
+        if window.losses:  # stopped between two log intervals
+            self._log(window, on_log, on_checkpoint)
         return dict(self.history)
 
-    def _log(self, losses, norms, tokens_per_sec, on_log, on_checkpoint) -> bool:
+    def _log(self, window: _LogWindow, on_log, on_checkpoint) -> bool:
         """Validate, log, checkpoint; returns True when early stopping says to stop."""
+        metrics = window.metrics(self.optimizer.param_groups[0]["lr"])
         val_loss = evaluate(self.model, self.corpus.val_ids, self.config.seq_len, self.device)
-        metrics = {
-            "train_loss": sum(losses) / len(losses),
-            "lr": self.optimizer.param_groups[0]["lr"],
-            "grad_norm": sum(norms) / len(norms),
-            "tokens_per_sec": tokens_per_sec,
-        }
-        improved = False
-        if not math.isnan(val_loss):
-            metrics["val_loss"] = val_loss
-            metrics["val_perplexity"] = math.exp(min(val_loss, 50.0))
-            improved = val_loss < self.best_val
-            if improved:
-                self.best_val, self.evals_since_best = val_loss, 0
-            else:
-                self.evals_since_best += 1
-            metrics["best_val_loss"] = self.best_val
-            if self.config.lr_patience > 0:
-                self.scheduler.step(val_loss)
+        improved = self._track_validation(val_loss, metrics)
         self.history = metrics
         # Checkpoints first: once a step's log line is out, its checkpoint is on disk.
-        checkpoint = self.checkpoint()
-        on_checkpoint("last", checkpoint)
-        # The windows recipe keeps its best-validation weights; the seed recipe, like the
-        # write-up, keeps its final weights (the ones that have memorized the text).
-        if improved or math.isnan(val_loss) or self.config.recipe == "seed":
-            on_checkpoint("best", checkpoint)
+        self._save_checkpoints(improved or math.isnan(val_loss), on_checkpoint)
         on_log(self.step, metrics)
+        window.losses.clear()
         patience = self.config.early_stop_patience
         return patience > 0 and self.evals_since_best >= patience
+
+    def _track_validation(self, val_loss: float, metrics: dict[str, float]) -> bool:
+        """Add the validation figures, update the best so far and the learning-rate schedule.
+
+        Returns whether this is a new best (False when there is no validation text)."""
+        if math.isnan(val_loss):
+            return False
+        metrics["val_loss"] = val_loss
+        metrics["val_perplexity"] = math.exp(min(val_loss, 50.0))
+        improved = val_loss < self.best_val
+        if improved:
+            self.best_val, self.evals_since_best = val_loss, 0
+        else:
+            self.evals_since_best += 1
+        metrics["best_val_loss"] = self.best_val
+        if self.config.lr_patience > 0:
+            self.scheduler.step(val_loss)
+        return improved
+
+    def _save_checkpoints(self, keep_as_best: bool, on_checkpoint) -> None:
+        """last.pt always; model.pt when these are the weights to use.
+
+        The windows recipe keeps its best-validation weights; the seed recipe, like the
+        write-up, keeps its final weights (the ones that have memorized the text).
+        """
+        checkpoint = self.checkpoint()
+        on_checkpoint("last", checkpoint)
+        if keep_as_best or self.config.recipe == "seed":
+            on_checkpoint("best", checkpoint)
+
+
+class StepResult(NamedTuple):
+    """What one training step reports."""
+
+    loss: float  # mean training loss of the batch (over all processes)
+    grad_norm: float  # gradient norm before clipping
+    tokens: int  # targets scored (over all processes)
+    state: tuple[Tensor, Tensor]  # (h, c) after the batch, detached, for the next chunk
+
+
+class _LogWindow:
+    """The steps since the last log line: their losses, gradient norms, tokens and time."""
+
+    def __init__(self, state=None):
+        self.state, self.losses, self.norms, self.tokens = state, [], [], 0
+        self.started = time.perf_counter()
+
+    def add(self, result: StepResult) -> None:
+        self.state = result.state
+        self.losses.append(result.loss)
+        self.norms.append(result.grad_norm)
+        self.tokens += result.tokens
+
+    def metrics(self, lr: float) -> dict[str, float]:
+        elapsed = time.perf_counter() - self.started
+        return {
+            "train_loss": sum(self.losses) / len(self.losses),
+            "lr": lr,
+            "grad_norm": sum(self.norms) / len(self.norms),
+            "tokens_per_sec": self.tokens / max(elapsed, 1e-9),
+        }

@@ -19,7 +19,7 @@ from pathlib import Path
 import mlflow
 import torch
 
-from lstm_core.generate import SamplingConfig, generate_ids
+from lstm_core.generate import SamplingConfig, stream_ids
 from lstm_core.memorization import analyze, extractable_memorization
 from lstm_core.text import read_text
 from training import registry
@@ -65,8 +65,8 @@ def _log_final_figures(run_id: str, trainer: Trainer) -> dict[str, float]:
         figures["extractable_memorization"] = extractable_memorization(
             model, trainer.corpus.train_ids, cfg.memorization_prefix, cfg.memorization_suffix)
     prompt = source_ids[:1].tolist()
-    sample = generate_ids(model, prompt, SamplingConfig(max_new_tokens=SAMPLE_LENGTH))
-    report = analyze(vocab.decode(sample), vocab.decode(source_ids.tolist()))
+    sample = list(stream_ids(model, prompt, SamplingConfig(max_new_tokens=SAMPLE_LENGTH)))
+    report = analyze(vocab.decode(sample), vocab.decode(source_ids.tolist()))  # generated words only
     figures["sample_copied_4gram_fraction"] = report.copied_4gram_fraction
     figures["sample_longest_copied_span"] = float(report.longest_copied_span)
     for n in (1, 2, 4, 8):
