@@ -74,10 +74,15 @@ COMPUTE_SLOT = dict(concurrency_id="compute", concurrency_limit=2)  # generate, 
 
 
 def run_choices(runs: pd.DataFrame) -> list[tuple[str, str]]:
-    """(label, run_id) for every usable run (runs still training are left out)."""
+    """(label, run_id) for every usable run (runs still training are left out).
+
+    A run that was stopped (KILLED) or whose process died (INTERRUPTED) is listed with its
+    status: its last checkpoint is still there to use.
+    """
     rows = runs[runs["status"] != "RUNNING"].fillna({"name": "(unnamed)", "recipe": "?"})
     return [(f"{r.name or '(unnamed)'} · {r.recipe or '?'}"
              + (f" · val loss {r.val_loss:.2f}" if pd.notna(r.val_loss) else "")
+             + (f" · {str(r.status).lower()}" if r.status != "FINISHED" else "")
              + f" · {r.run_id[:8]}", r.run_id) for r in rows.itertuples()]
 
 

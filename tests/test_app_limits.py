@@ -115,7 +115,8 @@ def test_stop_ends_the_run_killed_with_its_checkpoint(temp_store, tmp_path):
     assert (registry.local_artifact_dir(run_id) / registry.LAST_FILE).exists()
     assert registry.get_run(run_id).data.tags[app.APP_TAG] == "true"
     assert not app._TRAIN_LOCK.locked() and app._JOB is None
-    assert run_id in [r for _, r in app.run_choices(registry.list_runs())]  # usable in the picker
+    labels = dict((r, label) for label, r in app.run_choices(registry.list_runs()))
+    assert "· killed ·" in labels[run_id]  # listed in the picker, with its status
 
 
 def test_time_limit_stops_the_run(temp_store, tmp_path, monkeypatch):
@@ -377,3 +378,16 @@ def test_shutdown_stops_a_training_in_progress(monkeypatch):
     assert app.stop_training_for_shutdown(wait_s=10) == "r1"
     assert job.stop.is_set() and not job.thread.is_alive()
     assert "shut down" in job.stopped_because
+
+
+def test_picker_lists_stopped_and_interrupted_runs_with_their_status():
+    import pandas as pd
+
+    runs = pd.DataFrame({"run_id": ["a" * 32, "b" * 32, "c" * 32, "d" * 32],
+                         "name": ["done", "stopped", "died", "live"],
+                         "recipe": ["windows"] * 4, "val_loss": [5.0] * 4,
+                         "status": ["FINISHED", "KILLED", "INTERRUPTED", "RUNNING"]})
+    labels = [label for label, _ in app.run_choices(runs)]
+    assert labels == ["done · windows · val loss 5.00 · aaaaaaaa",
+                      "stopped · windows · val loss 5.00 · killed · bbbbbbbb",
+                      "died · windows · val loss 5.00 · interrupted · cccccccc"]
