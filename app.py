@@ -1,7 +1,8 @@
 """The Gradio app: pick a logged run, generate text, and see how much of it is recited.
 
 Layout (as in gradio-app/testing-gradio-apps): plain functions first, each raising gr.Error for
-bad input, then ``build_demo()`` with the UI, then ``main()``. Importing this module loads no
+bad input, then ``build_demo()``, which assembles the tabs built in ``ui/`` (one module per tab),
+then ``main()``. Importing this module loads no
 model and opens no store; ``python app.py`` does both (and trains a small default model first
 when the store is empty).
 
@@ -14,11 +15,17 @@ import bisect
 import html
 import math
 import os
+import shutil
+import signal
+import sys
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+if __name__ == "__main__":  # `python app.py`: the ui/ modules' `import app` must find this module,
+    sys.modules.setdefault("app", sys.modules[__name__])  # not load a second copy of it
 
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -26,11 +33,15 @@ import torch  # noqa: E402
 
 from lstm_core.generate import SamplingConfig, encode_prompt, stream_ids  # noqa: E402
 from lstm_core.memorization import SourceIndex, analyze  # noqa: E402
+from lstm_core.model import LSTMLanguageModel, ModelConfig  # noqa: E402
 from lstm_core.text import PARAGRAPH, decode_text, detokenize, tokenize  # noqa: E402
 from training import registry  # noqa: E402
 from training.config import DEFAULT_CORPUS, RECIPES, TrainConfig  # noqa: E402
+from training.tracking import format_number  # noqa: E402
 
 MAX_LENGTH = 400  # words one request may generate
+MAX_PROMPT_WORDS = 200  # words a prompt may have
+CHARS_PER_WORD = 10  # a text may have 10 characters per allowed word, checked before splitting
 MIN_SPAN = 4  # shortest verbatim run (in words) that counts as a copied span
 STREAM_EVERY = 3  # send the growing text to the browser every this many words
 SWEEP_TEMPERATURES = (0.0, 0.5, 0.8, 1.0, 1.3, 1.6)
@@ -39,13 +50,23 @@ SWEEP_MAX_LENGTH = 80  # words per sample in the temperature sweep
 HEATMAP_MAX_WORDS = 150  # words shown in the gate heatmap
 HEATMAP_UNITS = 6  # single cell units shown under the means
 MAX_UPLOAD_BYTES = 2_000_000
-MAX_STEPS, MAX_HIDDEN = 2000, 256
+MAX_STEPS, MAX_HIDDEN = 2000, 256  # the Train tab's steps and hidden size
+MIN_APP_VOCAB, MAX_APP_VOCAB = 100, 5000  # the Train tab's vocabulary cap (most frequent words)
+DEFAULT_APP_VOCAB = 2000
+MAX_PARAM_STEPS = 300_000_000  # model parameters x steps one app training may cost
+MAX_TRAIN_SECONDS = 600  # an app training is stopped (KILLED, checkpoint kept) after this long
+KEEP_APP_RUNS = 10  # app-trained runs kept; older ones are deleted after each training
+APP_TAG = "trained_in_app"  # set to "true" on runs the app trained: only those are ever pruned
+MAX_RUN_NAME = 80  # characters
+SHUTDOWN_WAIT_S = 20  # on shutdown, how long to wait for a training run to end as KILLED
 DEFAULT_RUN_NAME = "demo-windows-default"
 BUSY = "A training run is already in progress, try again in a minute."
 EMPTY_STORE = ("**No runs are logged yet.** Train one in the **Train** tab (the default corpus "
                "takes a minute or two); it is selected here when done.")
 SPAN_COLUMNS = ["copied text", "words", "where in the source", "the source there (in context)"]
 _TRAIN_LOCK = threading.Lock()  # one training at a time on a shared machine
+QUEUE_MAX_SIZE = 24  # requests waiting at once; past that a caller is told the queue is full
+COMPUTE_SLOT = dict(concurrency_id="compute", concurrency_limit=2)  # generate, sweep, gates, compare
 
 
 # ----------------------------------------------------------------------------------------------
@@ -53,10 +74,15 @@ _TRAIN_LOCK = threading.Lock()  # one training at a time on a shared machine
 
 
 def run_choices(runs: pd.DataFrame) -> list[tuple[str, str]]:
-    """(label, run_id) for every usable run (runs still training are left out)."""
+    """(label, run_id) for every usable run (runs still training are left out).
+
+    A run that was stopped (KILLED) or whose process died (INTERRUPTED) is listed with its
+    status: its last checkpoint is still there to use.
+    """
     rows = runs[runs["status"] != "RUNNING"].fillna({"name": "(unnamed)", "recipe": "?"})
     return [(f"{r.name or '(unnamed)'} · {r.recipe or '?'}"
              + (f" · val loss {r.val_loss:.2f}" if pd.notna(r.val_loss) else "")
+             + (f" · {str(r.status).lower()}" if r.status != "FINISHED" else "")
              + f" · {r.run_id[:8]}", r.run_id) for r in rows.itertuples()]
 
 
@@ -84,7 +110,7 @@ def list_runs() -> pd.DataFrame:
     try:
         return registry.list_runs()
     except Exception as err:  # MLflow raises several types for an unreachable store
-        raise gr.Error(f"Cannot read the run store {registry.tracking_uri()}: {err}") from None
+        raise gr.Error(public(f"Cannot read the run store {registry.tracking_uri()}: {err}")) from None
 
 
 def refresh_runs(selected: str | None = None):
@@ -105,7 +131,7 @@ def load(run_id: str | None) -> registry.LoadedRun:
     try:
         return registry.load_run(str(run_id))
     except ValueError as err:
-        raise gr.Error(str(err)) from None
+        raise gr.Error(public(str(err))) from None
 
 
 @lru_cache(maxsize=8)
@@ -127,14 +153,39 @@ def position(run_id: str, offset: int) -> str:
 # Input checks
 
 
+def store_name() -> str:
+    """The store as callers may see it: a SQLite file's folder and name, never its full path."""
+    uri = registry.tracking_uri()
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        return f"{path.parent.name}/{path.name}"
+    return "the tracking server set in MLFLOW_TRACKING_URI"
+
+
+def public(message: str) -> str:
+    """A message fit for a remote caller's error toast, which renders HTML: the store's name
+    instead of its path, and whatever it echoes (run ids, words, file names) escaped."""
+    uri = registry.tracking_uri()
+    message = message.replace(uri, store_name())
+    if uri.startswith("sqlite:///"):  # also the folder, as in artifact paths
+        message = message.replace(str(Path(uri.removeprefix("sqlite:///")).parent), "the store")
+    return html.escape(message, quote=False)
+
+
+def _shown(value) -> str:
+    """A caller's value echoed back in an error: short, and never rendered as HTML."""
+    text = repr(value)
+    return html.escape(text if len(text) <= 60 else text[:57] + "…", quote=False)
+
+
 def _number(value, name: str, low: float, high: float, whole: bool = False) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise gr.Error(f"{name} must be a number, got {value!r}") from None
+        raise gr.Error(f"{name} must be a number, got {_shown(value)}") from None
     if not math.isfinite(number) or not low <= number <= high or (whole and number != int(number)):
         kind = "a whole number" if whole else "a number"
-        raise gr.Error(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}")
+        raise gr.Error(f"{name} must be {kind} from {low:g} to {high:g}, got {_shown(value)}")
     return int(number) if whole else number
 
 
@@ -150,11 +201,11 @@ def sampling_config(length, temperature, top_k, top_p, seed) -> SamplingConfig:
     try:
         return SamplingConfig(length, temperature, top_k or None, top_p, seed)
     except ValueError as err:
-        raise gr.Error(str(err)) from None
+        raise gr.Error(public(str(err))) from None
 
 
-def suggest_seed(run_id: str | None, seed_text: str):
-    """Keep the seed when the run knows its words, else offer the first words of its source."""
+def suggest_prompt(run_id: str | None, prompt: str):
+    """Keep the prompt when the run knows its words, else offer the first words of its source."""
     if not run_id:
         return gr.skip()
     try:
@@ -162,17 +213,35 @@ def suggest_seed(run_id: str | None, seed_text: str):
     except ValueError:
         return gr.skip()  # the error shows when generating
     scheme = loaded.vocab.scheme
-    tokens = tokenize(seed_text or "", scheme)
+    tokens = tokenize(prompt or "", scheme)
     if tokens and not loaded.vocab.unknown_words(tokens):
         return gr.skip()
     return detokenize([t for t in loaded.source_tokens[:12] if t != PARAGRAPH][:4], scheme)
 
 
-def encode_seed(seed_text: str, loaded: registry.LoadedRun) -> list[int]:
+def check_prompt(text: str | None, what: str = "The prompt",
+                 max_words: int = MAX_PROMPT_WORDS) -> str:
+    """The one length check for every text a caller hands in for the model to read.
+
+    Characters are counted first, so a huge text is refused before it is split into words.
+    """
+    text = "" if text is None else str(text)
+    max_chars = max_words * CHARS_PER_WORD
+    if len(text) > max_chars:
+        raise gr.Error(f"{what} is {len(text):,} characters long; the limit is {max_chars:,} "
+                       f"characters and {max_words} words.")
+    words = len(text.split())
+    if words > max_words:
+        raise gr.Error(f"{what} has {words:,} words; the limit is {max_words} words.")
+    return text
+
+
+def prompt_ids(prompt: str, loaded: registry.LoadedRun) -> list[int]:
+    prompt = check_prompt(prompt)
     try:
-        return encode_prompt(seed_text, loaded.vocab)
+        return encode_prompt(prompt, loaded.vocab)
     except ValueError as err:  # empty prompt, or unknown words (named in the message)
-        raise gr.Error(str(err)) from None
+        raise gr.Error(public(str(err))) from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -180,13 +249,13 @@ def encode_seed(seed_text: str, loaded: registry.LoadedRun) -> list[int]:
 
 
 def highlight(prompt: list[str], new: list[str], spans, scheme: str) -> list[tuple[str, str | None]]:
-    """HighlightedText value: the seed, each copied span labelled "copied", novel words plain.
+    """HighlightedText value: the prompt, each copied span labelled "copied", novel words plain.
 
     The pieces are cut from the detokenized text itself (the text of the first k tokens is
     always a prefix of the whole), so they join up to exactly the text shown above.
     """
     tokens, n = prompt + new, len(prompt)
-    parts, i = [(0, n, "seed")], 0
+    parts, i = [(0, n, "prompt")], 0
     for span in spans:
         if span.start > i:
             parts.append((n + i, n + span.start, None))
@@ -240,53 +309,53 @@ def novelty_frame(report) -> pd.DataFrame:
 
 
 def continuation(run_id: str, prompt: list[str], new: list[str], scheme: str):
-    """(note, model's continuation, the source's continuation) where the seed is in the source."""
+    """(note, model's continuation, the source's continuation) where the prompt is in the source."""
     model_text = detokenize(new, scheme)
     offset = source_index(run_id)[0].locate(prompt)
     if offset is None:
-        return ("The seed does not occur word for word in the training text, so there is no "
+        return ("The prompt does not occur word for word in the training text, so there is no "
                 "source continuation to set beside the model's.", model_text, "")
     start = offset + len(prompt)
     source = load(run_id).source_tokens[start:start + len(new)]
     same = next((i for i, (a, b) in enumerate(zip(new, source, strict=False)) if a != b),
                 min(len(new), len(source)))
-    note = (f"The seed occurs in the training text at **{position(run_id, offset)}**. The model "
+    note = (f"The prompt occurs in the training text at **{position(run_id, offset)}**. The model "
             f"and the source agree on the first **{same} of {len(new)}** words that follow.")
     return note, model_text, detokenize(source, scheme)
 
 
-def generate(run_id: str, seed_text: str, length: float = 60, temperature: float = 0.8,
+def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 0.8,
              top_k: float = 0, top_p: float = 1.0, seed: float = 0):
-    """Generate text from a seed with a logged run, then measure how much of it is copied.
+    """Generate text from a prompt with a logged run, then measure how much of it is copied.
 
     Args:
         run_id: the MLflow run id of the model to use.
-        seed_text: the words the text starts with (they must be in the model's vocabulary).
+        prompt: the words the text starts with (they must be in the model's vocabulary).
         length: how many words to generate (1 to 400).
         temperature: 0 = greedy (always the likeliest word); higher = more random.
         top_k: sample only among the k likeliest words (0 = no limit).
         top_p: sample only among the likeliest words whose probabilities add up to p (1 = all).
         seed: random seed, so the same settings give the same text.
     Returns:
-        The text (seed + generated words) first, then the memorization report: highlighted
+        The text (prompt + generated words) first, then the memorization report: highlighted
         text, headline figures, copied spans, n-gram novelty, and the source's continuation.
     """
     loaded = load(run_id)
     sampling = sampling_config(length, temperature, top_k, top_p, seed)
-    prompt_ids = encode_seed(seed_text, loaded)
+    ids = prompt_ids(prompt, loaded)
     scheme = loaded.vocab.scheme
-    prompt, new = loaded.vocab.decode(prompt_ids), []
+    start, new = loaded.vocab.decode(ids), []
     cleared = (None, "*Generating… the report follows when the text is done.*", None, None, "", "", "")
-    for i, token_id in enumerate(stream_ids(loaded.model, prompt_ids, sampling)):
+    for i, token_id in enumerate(stream_ids(loaded.model, ids, sampling)):
         new.append(loaded.vocab.id_to_token(token_id))
         if i == 0:
-            yield (detokenize(prompt + new, scheme), *cleared)
+            yield (detokenize(start + new, scheme), *cleared)
         elif i % STREAM_EVERY == 0:
-            yield (detokenize(prompt + new, scheme), *[gr.skip()] * len(cleared))
+            yield (detokenize(start + new, scheme), *[gr.skip()] * len(cleared))
     report = analyze(new, source_index(loaded.run_id)[0], min_len=MIN_SPAN)
-    yield (detokenize(prompt + new, scheme), highlight(prompt, new, report.spans, scheme),
+    yield (detokenize(start + new, scheme), highlight(start, new, report.spans, scheme),
            headline(report, len(new)), spans_table(loaded.run_id, new, report.spans, scheme),
-           novelty_frame(report), *continuation(loaded.run_id, prompt, new, scheme))
+           novelty_frame(report), *continuation(loaded.run_id, start, new, scheme))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -297,7 +366,7 @@ def history(run_id: str) -> pd.DataFrame:
     try:
         return registry.metric_history(run_id)
     except Exception as err:  # MLflow errors for unknown or malformed ids
-        raise gr.Error(f"Cannot read the metrics of run {run_id!r}: {err}") from None
+        raise gr.Error(public(f"Cannot read the metrics of run {run_id!r}: {err}")) from None
 
 
 def loss_curves(run_id: str | None):
@@ -308,7 +377,7 @@ def loss_curves(run_id: str | None):
     try:
         run = registry.get_run(run_id)
     except ValueError as err:
-        raise gr.Error(str(err)) from None
+        raise gr.Error(public(str(err))) from None
     metrics = run.data.metrics
     keeps_best = run.data.params.get("recipe") != "seed"  # the seed recipe keeps its last step
     val = curves[curves["metric"] == "val_loss"]
@@ -327,16 +396,18 @@ def loss_curves(run_id: str | None):
                 f"(the vertical line; {loaded}). Where training loss keeps "
                 "falling while validation loss rises, the model is learning the text by heart.")
     if "extractable_memorization" in metrics:
+        params = run.data.params  # the run's own k and m, not today's defaults
+        k, m = (params.get(f"memorization_{x}", "?") for x in ("prefix", "suffix"))
         note += (f"\n\nExtractable memorization: **{metrics['extractable_memorization']:.0%}** of "
-                 "tested source passages are continued exactly (given 8 words, the next 8).")
+                 f"tested source passages are continued exactly (given {k} words, the next {m}).")
     return curves, note
 
 
-def temperature_sweep(run_id: str, seed_text: str, length: float = 60,
+def temperature_sweep(run_id: str, prompt: str, length: float = 60,
                       progress=gr.Progress()):  # noqa: B008
-    """Copied 4-gram share and copied-word share against temperature, for one run and seed."""
+    """Copied 4-gram share and copied-word share against temperature, for one run and prompt."""
     loaded = load(run_id)
-    prompt_ids = encode_seed(seed_text, loaded)
+    ids = prompt_ids(prompt, loaded)
     length = min(_number(length, "Length", 1, MAX_LENGTH, whole=True), SWEEP_MAX_LENGTH)
     index, rows = source_index(loaded.run_id)[0], []
     for k, temperature in enumerate(SWEEP_TEMPERATURES):
@@ -344,7 +415,7 @@ def temperature_sweep(run_id: str, seed_text: str, length: float = 60,
         reports = []
         for seed in range(1 if temperature == 0 else SWEEP_SEEDS):
             sampling = SamplingConfig(length, temperature, seed=seed)
-            new = loaded.vocab.decode(stream_ids(loaded.model, prompt_ids, sampling))
+            new = loaded.vocab.decode(stream_ids(loaded.model, ids, sampling))
             reports.append(analyze(new, index, min_len=MIN_SPAN))
         for name, key in (("copied 4-grams", "copied_4gram_fraction"),
                           ("words in copied spans", "copied_token_fraction")):
@@ -361,12 +432,6 @@ def temperature_sweep(run_id: str, seed_text: str, length: float = 60,
 # Comparing runs
 
 
-def _fmt(value) -> str:
-    if value is None or pd.isna(value):
-        return "—"
-    return f"{value:.0f}" if float(value).is_integer() else f"{value:.4g}"
-
-
 def compare_runs(run_ids: list[str] | None):
     """Loss curves of two or more runs overlaid, the params that differ, the final metrics."""
     run_ids = [r for r in (run_ids or []) if r]
@@ -375,7 +440,7 @@ def compare_runs(run_ids: list[str] | None):
     runs = list_runs().set_index("run_id")
     missing = [r for r in run_ids if r not in runs.index]
     if missing:
-        raise gr.Error(f"There is no run with id {missing[0]!r} in the store.")
+        raise gr.Error(f"There is no run with id {_shown(missing[0])} in the store.")
     names = {r: f"{runs.loc[r, 'name']} ({r[:4]})" for r in run_ids}
     curves = pd.concat([history(r).assign(run=names[r]) for r in run_ids], ignore_index=True)
     curves["series"] = curves["metric"].str.replace("_loss", "") + " · " + curves["run"]
@@ -387,7 +452,7 @@ def compare_runs(run_ids: list[str] | None):
                                 for k in differ], columns=["param", *params])
     figures = ["steps", "train_loss", "val_loss", "val_perplexity", "extractable_memorization",
                "sample_copied_4gram_fraction", "sample_longest_copied_span", "duration_s"]
-    metric_table = pd.DataFrame([{"metric": f, **{names[r]: _fmt(runs.loc[r, f]) for r in run_ids}}
+    metric_table = pd.DataFrame([{"metric": f, **{names[r]: format_number(runs.loc[r, f]) for r in run_ids}}
                                  for f in figures])
     return curves[["step", "value", "series"]], param_table, metric_table
 
@@ -416,14 +481,17 @@ def gate_heatmap(run_id: str, text: str, layer: float = 1, unit: float = -1) -> 
     cfg = loaded.model.config
     layer = _number(layer, "Layer", 1, cfg.num_layers, whole=True)
     unit = _number(unit, "Unit", -1, cfg.hidden_size - 1, whole=True)
-    tokens = tokenize(text or "", loaded.vocab.scheme)[:HEATMAP_MAX_WORDS]
+    # The generated text is a prompt plus up to MAX_LENGTH words; only the first words are drawn.
+    text = check_prompt(text, "The text to look inside", MAX_PROMPT_WORDS + MAX_LENGTH)
+    tokens = [t for t in tokenize(text, loaded.vocab.scheme) if t][:HEATMAP_MAX_WORDS]
     if not tokens:
         raise gr.Error("There is no text to look inside: generate one first (or type one).")
-    unknown = loaded.vocab.unknown_words(tokens)
-    if unknown:
-        raise gr.Error(f"These words are not in the model's vocabulary: {', '.join(unknown[:10])}")
+    try:  # the library's one check, as for a prompt: unknown words are named
+        ids = encode_prompt(text, loaded.vocab)[:HEATMAP_MAX_WORDS]
+    except ValueError as err:
+        raise gr.Error(public(str(err))) from None
     acts = {k: v[layer - 1] for k, v in  # each (T, H)
-            loaded.model.inspect(torch.tensor([loaded.vocab.encode(tokens)])).items()}
+            loaded.model.inspect(torch.tensor([ids])).items()}
     pick = (lambda v: v.mean(-1)) if unit < 0 else (lambda v: v[:, unit])
     rows = [("input gate i", pick(acts["input"]), False), ("forget gate f", pick(acts["forget"]), False),
             ("output gate o", pick(acts["output"]), False), ("cell state c", pick(acts["cell"]), True)]
@@ -455,7 +523,23 @@ def gates_after_generate(run_id: str, text: str, layer: float, unit: float):
 
 
 # ----------------------------------------------------------------------------------------------
-# Training in the browser
+# Training in the browser, within limits: one run at a time, a cost ceiling, a time limit, a
+# Stop button, and only the newest app-trained runs kept.
+
+
+class TrainingJob:
+    """The one training the app runs at a time: its thread, its stop switch, who started it."""
+
+    def __init__(self, session: str | None, seconds: float):
+        self.session = session  # the browser session (or API client) allowed to stop it
+        self.stop = threading.Event()  # set by Stop, the time limit or shutdown
+        self.deadline = time.monotonic() + seconds
+        self.stopped_because = ""
+        self.thread: threading.Thread | None = None
+        self.run_id: str | None = None
+
+
+_JOB: TrainingJob | None = None  # the training in progress, if any (set under _TRAIN_LOCK)
 
 
 def read_upload(path: str | None) -> tuple[str, str]:
@@ -464,26 +548,50 @@ def read_upload(path: str | None) -> tuple[str, str]:
         return DEFAULT_CORPUS.read_text(encoding="utf-8"), DEFAULT_CORPUS.name
     name = Path(path).name
     if os.path.getsize(path) > MAX_UPLOAD_BYTES:
-        raise gr.Error(f"{name} is larger than {MAX_UPLOAD_BYTES // 1_000_000} MB; upload a "
-                       "shorter text.")
+        raise gr.Error(f"{html.escape(name)} is larger than {MAX_UPLOAD_BYTES / 1e6:g} MB; upload "
+                       "a shorter text.")
     try:
         return decode_text(Path(path).read_bytes(), name), name
     except ValueError as err:  # binary, not UTF-8, or empty
-        raise gr.Error(str(err)) from None
+        raise gr.Error(html.escape(str(err))) from None
 
 
-def train_config(recipe: str, steps, hidden_size, dropout, lr) -> TrainConfig:
+def train_config(recipe: str, steps, hidden_size, dropout, lr,
+                 max_vocab=DEFAULT_APP_VOCAB) -> TrainConfig:
+    """The run's config from the Train tab's controls, each checked against the app's limits."""
     if recipe not in RECIPES:
-        raise gr.Error(f"Recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+        raise gr.Error(f"Recipe must be one of {', '.join(RECIPES)}, got {_shown(recipe)}")
     steps = _number(steps, "Steps", 10, MAX_STEPS, whole=True)
     hidden = _number(hidden_size, "Hidden size", 8, MAX_HIDDEN, whole=True)
     try:
         return TrainConfig.for_recipe(
             recipe, steps=steps, hidden_size=hidden, embed_dim=hidden,
             dropout=_number(dropout, "Dropout", 0, 0.8), lr=_number(lr, "Learning rate", 1e-5, 100),
+            max_vocab=_number(max_vocab, "Vocabulary cap", MIN_APP_VOCAB, MAX_APP_VOCAB, whole=True),
             eval_interval=max(10, steps // 20))
     except ValueError as err:
-        raise gr.Error(str(err)) from None
+        raise gr.Error(public(str(err))) from None
+
+
+def model_parameters(config: TrainConfig, vocab_size: int) -> int:
+    """How many parameters the run's model will have (built on the meta device: no memory)."""
+    with torch.device("meta"):
+        model = LSTMLanguageModel(ModelConfig(
+            vocab_size=vocab_size, embed_dim=config.embed_dim, hidden_size=config.hidden_size,
+            num_layers=config.num_layers, dropout=config.dropout, tie_weights=config.tie_weights))
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_cost(config: TrainConfig, text: str) -> int:
+    """Refuse a run whose parameters x steps exceed the app's ceiling; returns the parameters."""
+    words = len(set(tokenize(text, config.tokenizer)))
+    params = model_parameters(config, min(words, config.max_vocab) + 2)  # + <pad>, <unk>
+    if params * config.steps > MAX_PARAM_STEPS:
+        raise gr.Error(
+            f"This run is too big for the app: {params:,} parameters x {config.steps} steps = "
+            f"{params * config.steps:.2g}, over the limit of {MAX_PARAM_STEPS:.2g}. Lower the "
+            "steps, the hidden size or the vocabulary cap (or train it with python -m training).")
+    return params
 
 
 def recipe_defaults(recipe: str):
@@ -495,41 +603,143 @@ def recipe_defaults(recipe: str):
     return config.dropout, config.lr, gr.Textbox(placeholder=f"app-{recipe}")
 
 
-def train(upload: str | None, recipe: str = "windows", steps: float = 300,
-          hidden_size: float = 64, dropout: float = 0.4, lr: float = 20.0,
-          run_name: str = "", progress=gr.Progress()):  # noqa: B008
-    """Train a run on the uploaded text (or the default corpus), log it to MLflow, select it."""
+def check_run_name(run_name, recipe: str) -> str:
+    name = " ".join(str(run_name or "").split())
+    if len(name) > MAX_RUN_NAME:
+        raise gr.Error(f"The run name may have at most {MAX_RUN_NAME} characters.")
+    if name.startswith("demo-"):
+        raise gr.Error('Run names starting with "demo-" are kept for the demo runs; pick another.')
+    return name or f"app-{recipe}"
+
+
+def prune_app_runs(keep: int | None = None) -> list[str]:
+    """Delete app-trained runs past the newest ``keep``, oldest first, with their files.
+
+    Only runs tagged as trained in the app and no longer training are counted; demo runs and
+    runs trained with ``python -m training`` are never touched.
+    """
+    from mlflow.tracking import MlflowClient
+
+    keep = KEEP_APP_RUNS if keep is None else keep
+    runs = registry.list_runs()  # newest first
+    finished = runs.loc[runs["status"] != "RUNNING", "run_id"]
+    mine = [r for r in finished if registry.get_run(r).data.tags.get(APP_TAG) == "true"]
+    for run_id in mine[keep:]:
+        folder = registry.local_artifact_dir(run_id)
+        MlflowClient().delete_run(run_id)
+        if folder is not None:  # artifacts/<run_id>/artifacts: remove the run's whole folder
+            shutil.rmtree(folder.parent, ignore_errors=True)
+    registry.load_run.cache_clear()
+    source_index.cache_clear()
+    return mine[keep:]
+
+
+def _train_worker(job: TrainingJob, config: TrainConfig, text: str, corpus_name: str,
+                  run_name: str, state: dict, lines: list[str]) -> None:
+    """The worker thread: train, tag the run as the app's, then prune old app runs."""
+    from mlflow.tracking import MlflowClient
+
     from training.tracking import train_run  # the trainer is only needed here
 
-    config = train_config(recipe, steps, hidden_size, dropout, lr)
-    text, corpus_name = read_upload(upload)
+    def on_step(step, total, loss):
+        if job.run_id is None:  # the first step: the run exists, so mark it as the app's
+            job.run_id = mlflow_active_run_id()
+            MlflowClient().set_tag(job.run_id, APP_TAG, "true")
+        if time.monotonic() > job.deadline and not job.stop.is_set():
+            job.stopped_because = f"the app's time limit of {MAX_TRAIN_SECONDS // 60} minutes"
+            job.stop.set()
+        state.update(step=step, loss=loss)
+
+    try:
+        job.run_id = train_run(config, run_name=run_name, text=text, corpus_name=corpus_name,
+                               on_log=lines.append, on_step=on_step, stop_event=job.stop)
+        removed = prune_app_runs()
+        if removed:
+            lines.append(f"removed {len(removed)} older app run(s): the app keeps the newest "
+                         f"{KEEP_APP_RUNS}")
+    except Exception as err:  # handed to the event, shown as a gr.Error
+        state["error"] = err
+    finally:
+        _end_job()
+
+
+def mlflow_active_run_id() -> str:
+    import mlflow
+
+    return mlflow.active_run().info.run_id  # the worker thread's own run (MLflow keeps it per thread)
+
+
+def _start_job(request: gr.Request | None) -> TrainingJob:
+    global _JOB
     if not _TRAIN_LOCK.acquire(blocking=False):
         raise gr.Error(BUSY)
-    lines, state = [f"training on {corpus_name} ({len(text):,} characters)…"], {"step": 0, "loss": math.nan}
+    _JOB = TrainingJob(getattr(request, "session_hash", None), MAX_TRAIN_SECONDS)
+    return _JOB
 
-    def work():
-        try:
-            state["run_id"] = train_run(
-                config, run_name=(run_name or "").strip() or f"app-{recipe}", text=text,
-                corpus_name=corpus_name, on_log=lines.append,
-                on_step=lambda step, total, loss: state.update(step=step, loss=loss))
-        except Exception as err:  # handed to the event below, shown as a gr.Error
-            state["error"] = err
-        finally:
-            _TRAIN_LOCK.release()
 
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
-    while worker.is_alive():
-        worker.join(0.5)
+def _end_job() -> None:
+    global _JOB
+    _JOB = None
+    _TRAIN_LOCK.release()
+
+
+def train(upload: str | None, recipe: str = "windows", steps: float = 300,
+          hidden_size: float = 64, dropout: float = 0.4, lr: float = 20.0, run_name: str = "",
+          max_vocab: float = DEFAULT_APP_VOCAB, request: gr.Request = None,
+          progress=gr.Progress()):  # noqa: B008
+    """Train a run on the uploaded text (or the default corpus), log it to MLflow, select it."""
+    config = train_config(recipe, steps, hidden_size, dropout, lr, max_vocab)
+    name = check_run_name(run_name, recipe)
+    text, corpus_name = read_upload(upload)
+    params = check_cost(config, text)
+    job = _start_job(request)
+    lines = [f"training on {corpus_name} ({len(text):,} characters, {params:,} parameters)…"]
+    state = {"step": 0, "loss": math.nan}
+    job.thread = threading.Thread(target=_train_worker, daemon=True,
+                                  args=(job, config, text, corpus_name, name, state, lines))
+    job.thread.start()  # the worker releases the job when done, even if this page goes away
+    while job.thread.is_alive():
+        job.thread.join(0.5)
         loss = "…" if math.isnan(state["loss"]) else f"{state['loss']:.3f}"
         readout = f"step {state['step']}/{config.steps} · loss {loss}"
         progress(state["step"] / config.steps, desc=readout)
         yield (*[gr.skip()] * 4, readout, "\n".join(lines[-12:]))
     if "error" in state:
-        raise gr.Error(f"Training failed: {state['error']}")
-    done = f"Done: run {state['run_id']} is logged to MLflow and selected above."
-    yield (*refresh_runs(state["run_id"]), done, "\n".join([*lines[-11:], done]))
+        raise gr.Error(f"Training failed: {html.escape(registry.one_line(state['error']))}")
+    done = _done_message(job)
+    yield (*refresh_runs(job.run_id), done, "\n".join([*lines[-11:], done]))
+
+
+def _done_message(job: TrainingJob) -> str:
+    if not job.stop.is_set():
+        return f"Done: run {job.run_id} is logged to MLflow and selected above."
+    why = job.stopped_because or "Stop was pressed"
+    return (f"Stopped ({why}): run {job.run_id} ended as KILLED with its last checkpoint, and "
+            "is selected above.")
+
+
+def stop_training(request: gr.Request = None) -> str:
+    """Stop the training in progress between two steps; the run ends KILLED, checkpoint saved."""
+    job = _JOB
+    if job is None:
+        raise gr.Error("No training is in progress.")
+    if job.session != getattr(request, "session_hash", None):
+        raise gr.Error("Only the page that started this training can stop it; it ends by "
+                       f"itself within {MAX_TRAIN_SECONDS // 60} minutes.")
+    job.stopped_because = "Stop was pressed"
+    job.stop.set()
+    return "Stopping after the current step…"
+
+
+def stop_training_for_shutdown(wait_s: float = SHUTDOWN_WAIT_S) -> str | None:
+    """When the app shuts down: end its training run as KILLED (checkpoint saved) and wait."""
+    job = _JOB
+    if job is None or job.thread is None:
+        return None
+    job.stopped_because = "the app shut down"
+    job.stop.set()
+    job.thread.join(wait_s)
+    return job.run_id
 
 
 # ----------------------------------------------------------------------------------------------
@@ -538,39 +748,6 @@ def train(upload: str | None, recipe: str = "windows", steps: float = 300,
 INTRO = """# How much does a small LSTM recite?
 Pick a logged run, give it a few words, and see which parts of what it writes are copied word for
 word from its training text (highlighted), and why: loss curves, runs side by side, its gates at work."""
-
-ABOUT = """### What the figures mean
-- **Copied span**: a run of at least 4 generated words that appears word for word in the training
-  text. The table says where (paragraph and word, counted from 1; punctuation marks count as words).
-- **Copied 4-grams**: the share of the generated 4-word sequences that occur in the training text.
-  The **n-gram novelty** plot is its generalisation (McCoy et al. 2021, *How much do language models
-  copy from their training data?*): the share of generated n-grams, for n = 1…8, that never occur in
-  the training text. Human text has high novelty from n = 3 or 4; a model that recites has low novelty.
-- **Extractable memorization** (Carlini et al. 2022, *Quantifying Memorization Across Neural
-  Language Models*): give the model 8 words of its training text; does greedy decoding continue with
-  the next 8 exactly? The share of passages where it does. Logged for every run after training.
-- **Loss curves**: training loss keeps falling; validation loss (on a held-out tail of the text)
-  bottoms out, then rises as the model learns the training text by heart. For windows-recipe
-  runs the app loads the checkpoint with the lowest validation loss.
-- **Temperature**: 0 always takes the likeliest word (greedy), which recites most; higher
-  temperatures sample more freely, so copying falls.
-- **Gates**: the input gate decides how much new information enters the cell, the forget gate how
-  much of the old cell state is kept, the output gate how much of the cell is shown as the hidden state.
-
-### How the demo runs were trained
-Both learn from the project's own text (`corpus/lighthouse_keeper.txt`) with the same tokenizer
-and the same held-out last 10% of the text, so their validation losses compare directly
-(`python -m training.demo` rebuilds them).
-- **demo-seed** (seed recipe): the write-up's method, batches of 128 random prefix → next-word
-  pairs, loss on the last word only, no dropout, 600 steps. The app loads its final weights. It
-  memorizes: greedy text from a seed in the source recites it.
-- **demo-windows** (windows recipe): every position of random 32-word windows is a training
-  target, with plain SGD (learning rate 20, cut to a quarter when validation stops improving,
-  gradients clipped at 0.25), dropout 0.4 and tied input/output weights; the app loads the
-  checkpoint with the lowest validation loss. It generalizes better (lower validation loss) and
-  copies less.
-
-Runs are tracked in MLflow; the table at the top lists every logged run."""
 
 CSS = """
 #highlight .textfield { display: block; word-break: normal; line-height: 1.9; }
@@ -589,149 +766,32 @@ CSS = """
 
 
 def build_demo() -> gr.Blocks:
-    """The Blocks UI. Builds without touching the store; run lists are filled on page load."""
+    """The Blocks UI, one builder per tab (ui/). Builds without touching the store: the run
+    lists are filled on page load."""
+    from ui import (
+        about_tab,
+        compare_tab,
+        generate_tab,
+        inside_tab,
+        loss_tab,
+        runs_header,
+        train_tab,
+    )
+
     with gr.Blocks(title="LSTM memorization demo") as demo:
         gr.Markdown(INTRO)
-        notice = gr.Markdown(visible=False, elem_id="notice")
-        with gr.Row(equal_height=False):
-            run = gr.Dropdown(label="Model (an MLflow run)", allow_custom_value=True, scale=5,
-                              info="Each logged training run; newest demo run first.", elem_id="run")
-            refresh = gr.Button("↻ Refresh runs", scale=0, min_width=150, size="sm",
-                                elem_id="refresh-btn")
-        with gr.Accordion("All logged runs", open=False):
-            table = gr.Dataframe(label="Runs in the MLflow store (newest first)", interactive=False,
-                                 elem_id="runs-table")
+        header = runs_header.build()
         with gr.Tabs():
-            with gr.Tab("Generate", id="generate"):
-                with gr.Row():
-                    with gr.Column(scale=1, min_width=280):
-                        seed = gr.Textbox(label="Seed text", value="i was twenty-three when",
-                                          info="The words the text starts with; they must occur "
-                                               "in the training text.", elem_id="seed")
-                        length = gr.Slider(1, MAX_LENGTH, value=60, step=1, label="Length (words)",
-                                           info="How many words to generate.", elem_id="length")
-                        temperature = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature",
-                                                info="0 = greedy (always the likeliest word); "
-                                                     "higher = more random.", elem_id="temperature")
-                        top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k",
-                                          info="Sample only among the k likeliest words (0 = all).")
-                        top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p",
-                                          info="Sample only among the likeliest words whose "
-                                               "probabilities add up to p (1 = all).")
-                        rng_seed = gr.Number(value=0, precision=0, minimum=0, label="Random seed",
-                                             info="The same seed and settings give the same text.")
-                        gen_btn = gr.Button("Generate", variant="primary", elem_id="gen-btn")
-                    with gr.Column(scale=2):
-                        out = gr.Textbox(label="Generated text", lines=5, elem_id="out",
-                                         buttons=["copy"], interactive=False)
-                        figures = gr.Markdown(elem_id="figures")
-                        marked = gr.HighlightedText(
-                            label="Copied from the training text (spans of 4+ words)",
-                            color_map={"copied": "#f97316", "seed": "#94a3b8"}, show_legend=True,
-                            show_inline_category=False, elem_id="highlight")
-                        spans = gr.Dataframe(pd.DataFrame(columns=SPAN_COLUMNS), wrap=True,
-                                             label="Copied spans", interactive=False,
-                                             elem_id="spans", max_height=320,
-                                             column_widths=["38%", "9%", "18%", "35%"])
-                with gr.Row():
-                    novelty = gr.BarPlot(x="n", y="novel share", y_lim=[0, 1], height=260,
-                                         title="n-gram novelty (share never in the source)",
-                                         x_title="n (words)", scale=1, min_width=280,
-                                         elem_id="novelty")
-                    with gr.Column(scale=2):
-                        seed_note = gr.Markdown("Where the seed occurs in the training text, "
-                                                "its own continuation shows beside the model's.")
-                        with gr.Row():
-                            model_cont = gr.Textbox(label="The model's continuation", lines=5,
-                                                    interactive=False)
-                            source_cont = gr.Textbox(label="The training text's own continuation",
-                                                     lines=5, interactive=False)
-            with gr.Tab("Loss & temperature", id="loss"):
-                loss_plot = gr.LinePlot(x="step", y="value", color="metric", height=320,
-                                        title="Loss by training step", y_title="cross-entropy loss",
-                                        elem_id="loss-plot")
-                loss_note = gr.Markdown()
-                gr.Markdown("**Memorization against temperature**: a few samples per temperature "
-                            "from the seed and length on the Generate tab.")
-                sweep_btn = gr.Button("Measure copying at temperatures 0 … 1.6", elem_id="sweep-btn")
-                sweep_plot = gr.LinePlot(x="temperature", y="share", color="measure", height=300,
-                                         y_lim=[0, 1], title="Copying against temperature",
-                                         elem_id="sweep-plot")
-                sweep_note = gr.Markdown()
-            with gr.Tab("Compare runs", id="compare"):
-                compare = gr.Dropdown(label="Runs to compare", multiselect=True,
-                                      allow_custom_value=True, elem_id="compare",
-                                      info="Pick two or more runs.")
-                compare_btn = gr.Button("Compare", variant="primary", elem_id="compare-btn")
-                compare_plot = gr.LinePlot(x="step", y="value", color="series", height=340,
-                                           title="Loss curves overlaid", elem_id="compare-plot")
-                with gr.Row():
-                    params = gr.Dataframe(label="Params that differ", interactive=False)
-                    finals = gr.Dataframe(label="Final metrics", interactive=False)
-            with gr.Tab("Look inside", id="inside"):
-                gr.Markdown("The gates while the model reads the last generated text, one column "
-                            "per word (drawn after each generation).")
-                with gr.Row():
-                    layer = gr.Number(value=1, precision=0, minimum=1, label="Layer",
-                                      info="Which LSTM layer (1 = nearest the words).")
-                    unit = gr.Number(value=-1, precision=0, minimum=-1, label="Unit",
-                                     info="-1 = mean over all units; 0, 1, … = one unit of the cell.")
-                    gates_btn = gr.Button("Show the gates", elem_id="gates-btn")
-                gates = gr.HTML(elem_id="gates")
-            with gr.Tab("Train", id="train"):
-                with gr.Row():
-                    with gr.Column():
-                        upload = gr.File(label="Training text (.txt, UTF-8, up to 2 MB)",
-                                         file_types=[".txt"], elem_id="upload")
-                        gr.Markdown("Leave empty to train on the default corpus "
-                                    f"({DEFAULT_CORPUS.name}).")
-                        recipe = gr.Radio(list(RECIPES), value="windows", label="Recipe",
-                                          info="seed: the write-up's prefix pairs, memorizes; "
-                                               "windows: every position, with validation.")
-                        run_name = gr.Textbox(label="Run name", placeholder="app-windows",
-                                              info="A name for the MLflow run (optional).")
-                    with gr.Column():
-                        steps = gr.Slider(10, MAX_STEPS, value=300, step=10, label="Steps", elem_id="train-steps",
-                                          info="Optimizer steps; 300 take a minute or two on "
-                                               "two CPUs.")
-                        hidden = gr.Slider(16, MAX_HIDDEN, value=64, step=16, label="Hidden size",
-                                           info="LSTM state size (also the word-vector size).")
-                        dropout = gr.Slider(0, 0.8, value=0.4, step=0.05, label="Dropout",
-                                            info="Randomly zeroes activations while training; "
-                                                 "fights memorization.")
-                        lr = gr.Number(value=20.0, minimum=1e-5, maximum=100, label="Learning rate",
-                                       info="Step size: the windows recipe uses plain SGD (20), "
-                                            "the seed recipe Adam (0.005).")
-                train_btn = gr.Button("Train", variant="primary", elem_id="train-btn")
-                train_status = gr.Textbox(label="Progress", interactive=False, elem_id="train-status",
-                                          value="The progress bar and the latest loss show here.")
-                readout = gr.Textbox(label="Training log", lines=8, interactive=False,
-                                     elem_id="train-log")
-            with gr.Tab("About", id="about"):
-                gr.Markdown(ABOUT)
-
-        run_outputs = [run, table, compare, notice]
+            generate = generate_tab.build(header.run)
+            loss_tab.build(header.run, generate.prompt, generate.length)
+            compare = compare_tab.build()
+            inside_tab.build(header.run, generate)
+            run_outputs = [header.run, header.table, compare.picker, header.notice]
+            train_tab.build(run_outputs)
+            about_tab.build()
         loaded = demo.load(refresh_runs, None, run_outputs, api_visibility="private")
-        loaded.then(compare_if_ready, compare, [compare_plot, params, finals],
-                    api_visibility="private")
-        refresh.click(refresh_runs, run, run_outputs, api_visibility="private")
-        run.change(loss_curves, run, [loss_plot, loss_note], api_name="loss_curves")
-        run.change(suggest_seed, [run, seed], seed, api_visibility="private")
-        gen = gen_btn.click(
-            generate, [run, seed, length, temperature, top_k, top_p, rng_seed],
-            [out, marked, figures, spans, novelty, seed_note, model_cont, source_cont],
-            api_name="generate", show_progress_on=out,
-            api_description="Generate text with a logged run; the first output is the final text.")
-        gen.success(gates_after_generate, [run, out, layer, unit], gates, api_visibility="private")
-        sweep_btn.click(temperature_sweep, [run, seed, length], [sweep_plot, sweep_note],
-                        api_name="temperature_sweep", show_progress_on=sweep_plot)
-        compare_btn.click(compare_runs, compare, [compare_plot, params, finals],
-                          api_name="compare_runs", show_progress_on=compare_plot)
-        gates_btn.click(gate_heatmap, [run, out, layer, unit], gates, api_name="gates")
-        train_btn.click(train, [upload, recipe, steps, hidden, dropout, lr, run_name],
-                        [*run_outputs, train_status, readout], api_name="train", concurrency_limit=2,
-                        show_progress_on=train_status)
-        recipe.change(recipe_defaults, recipe, [dropout, lr, run_name], api_visibility="private")
+        loaded.then(compare_if_ready, compare.picker, compare.outputs, api_visibility="private")
+        header.refresh.click(refresh_runs, header.run, run_outputs, api_visibility="private")
     return demo
 
 
@@ -753,14 +813,29 @@ def ensure_runs(steps: int = 300) -> None:
 def launch(demo: gr.Blocks, **kwargs):
     """Launch with the app's theme and styles (Gradio 6 takes them in launch())."""
     # max_file_size makes Gradio refuse an oversized upload before it is even stored.
-    return demo.queue(default_concurrency_limit=2).launch(
+    return demo.queue(default_concurrency_limit=2, max_size=QUEUE_MAX_SIZE).launch(
         theme=gr.themes.Soft(), css=CSS, max_file_size=MAX_UPLOAD_BYTES, **kwargs)
 
 
-def main() -> None:
-    ensure_runs()
-    launch(build_demo(), server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+def _sigterm_as_ctrl_c(signum, frame):
+    raise KeyboardInterrupt  # Gradio's launch() stops the server on it, as on Ctrl-C
+
+
+def main() -> int:
+    try:
+        ensure_runs()
+    except registry.StoreError as err:  # locked, corrupt, unreachable: one line, no traceback
+        print(f"app.py: {err}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+    try:
+        launch(build_demo(), server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    finally:  # Ctrl-C or SIGTERM: end a training run in progress as KILLED, checkpoint saved
+        run_id = stop_training_for_shutdown()
+        if run_id:
+            print(f"app.py: stopped training run {run_id} (KILLED, last checkpoint saved)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

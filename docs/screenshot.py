@@ -37,7 +37,7 @@ def main() -> int:
                 page.wait_for_function("() => document.querySelector('#run input')?.value")
                 page.locator("#run input").click()
                 page.get_by_role("option", name="demo-seed").first.click()
-                page.locator("#seed textarea, #seed input").first.fill(SEED)
+                page.locator("#prompt textarea, #prompt input").first.fill(SEED)
                 temperature = page.locator("#temperature input[type=number]")
                 temperature.fill("0")
                 temperature.press("Enter")

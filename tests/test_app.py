@@ -118,8 +118,8 @@ def test_generate_streams_then_reports(use_demo_store):
     assert first[0].startswith(SEED) and first[1] is None  # old report cleared
     result = final(outputs)
     assert result["text"].startswith(SEED)
-    assert result["highlight"][0] == (SEED, "seed")
-    assert {label for _, label in result["highlight"]} <= {"seed", "copied", None}
+    assert result["highlight"][0] == (SEED, "prompt")
+    assert {label for _, label in result["highlight"]} <= {"prompt", "copied", None}
     assert "".join(text for text, _ in result["highlight"]) == result["text"]
     assert list(result["novelty"]["n"]) == [str(n) for n in range(1, 9)]
     assert "4-grams" in result["figures"]
@@ -147,9 +147,9 @@ def test_generate_finds_copied_spans(use_memorizer):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(seed_text=""), "empty"),
-    (dict(seed_text="   "), "empty"),
-    (dict(seed_text="the zorblax and florp"), "zorblax.*florp"),
+    (dict(prompt=""), "empty"),
+    (dict(prompt="   "), "empty"),
+    (dict(prompt="the zorblax and florp"), "zorblax.*florp"),
     (dict(length=0), "Length"),
     (dict(length=-5), "Length"),
     (dict(length=10**6), "Length"),
@@ -164,7 +164,7 @@ def test_generate_finds_copied_spans(use_memorizer):
     (dict(seed=-3), "Random seed"),
 ])
 def test_bad_generation_input_is_a_clear_error(use_demo_store, kwargs, message):
-    args = {"run_id": use_demo_store["windows"], "seed_text": SEED, **kwargs}
+    args = {"run_id": use_demo_store["windows"], "prompt": SEED, **kwargs}
     with pytest.raises(gr.Error, match=message):
         list(app.generate(**args))
 
@@ -240,9 +240,9 @@ def test_gate_heatmap(use_demo_store):
         app.gate_heatmap(use_demo_store["windows"], "the zorblax")
 
 
-def test_suggest_seed_offers_words_the_run_knows(use_memorizer):
-    assert app.suggest_seed(use_memorizer["run_id"], "zorblax") == SEED
-    assert app.suggest_seed(use_memorizer["run_id"], SEED) == gr.skip()  # kept as typed
+def test_suggest_prompt_offers_words_the_run_knows(use_memorizer):
+    assert app.suggest_prompt(use_memorizer["run_id"], "zorblax") == SEED
+    assert app.suggest_prompt(use_memorizer["run_id"], SEED) == gr.skip()  # kept as typed
 
 
 # ---- training --------------------------------------------------------------------------------
@@ -332,7 +332,7 @@ def test_client_sees_a_documented_generate_endpoint(client):
     api = client.view_api(print_info=False, return_format="dict")
     endpoint = api["named_endpoints"]["/generate"]
     assert [p["parameter_name"] for p in endpoint["parameters"]] == [
-        "run_id", "seed_text", "length", "temperature", "top_k", "top_p", "seed"]
+        "run_id", "prompt", "length", "temperature", "top_k", "top_p", "seed"]
     assert "/train" in api["named_endpoints"] and "/refresh_runs" not in api["named_endpoints"]
 
 
@@ -340,7 +340,7 @@ def test_client_generates(client, demo_store):
     result = client.predict(demo_store["windows"], SEED, 20, 0.8, 0, 1.0, 0, api_name="/generate")
     text, marked = result[0], result[1]
     assert text.startswith(SEED) and len(text) > len(SEED) + 20
-    assert marked[0] == {"token": SEED, "class_or_confidence": "seed"}
+    assert marked[0] == {"token": SEED, "class_or_confidence": "prompt"}
     curves = client.predict(demo_store["seed"], api_name="/loss_curves")[0]
     assert "train_loss" in str(curves["data"])
 

@@ -73,7 +73,7 @@ def page(app_url):
 
 def test_generate_highlights_copied_spans(page):
     SHOTS.mkdir(exist_ok=True)
-    seed_box = page.locator("#seed textarea, #seed input").first
+    seed_box = page.locator("#prompt textarea, #prompt input").first
     seed_box.fill(SEED)
     temperature = page.locator("#temperature input[type=number]")
     temperature.fill("0")  # greedy: the memorizing run recites its text
@@ -97,7 +97,7 @@ def test_generate_highlights_copied_spans(page):
 
 
 def test_unknown_words_are_named_in_an_error(page):
-    page.locator("#seed textarea, #seed input").first.fill("the zorblax")
+    page.locator("#prompt textarea, #prompt input").first.fill("the zorblax")
     page.locator("#gen-btn").click()
     page.wait_for_selector("text=zorblax", timeout=10_000)
     assert "not in the vocabulary" in page.locator("body").inner_text()

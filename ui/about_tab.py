@@ -1,0 +1,75 @@
+"""The About tab: what the figures mean, how the demo runs were trained, where runs are kept.
+
+Every number that is a setting comes from where it is set (the demo runs' configs, the app's
+constants), so the text cannot drift from what the runs actually did.
+"""
+
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+
+import app
+from training.config import TrainConfig
+
+FIGURES = """### What the figures mean
+- **Copied span**: a run of at least {span} generated words that appears word for word in the
+  training text. The table says where (paragraph and word, counted from 1; punctuation marks
+  count as words).
+- **Copied 4-grams**: the share of the generated 4-word sequences that occur in the training text.
+  The **n-gram novelty** plot is its generalisation (McCoy et al. 2021, *How much do language models
+  copy from their training data?*): the share of generated n-grams, for n = 1…8, that never occur in
+  the training text. Human text has high novelty from n = 3 or 4; a model that recites has low novelty.
+- **Extractable memorization** (Carlini et al. 2022, *Quantifying Memorization Across Neural
+  Language Models*): give the model {k} words of its training text; does greedy decoding continue
+  with the next {m} exactly? The share of passages where it does. Logged for every run after
+  training (with the run's own numbers of words, shown under its loss curves).
+- **Loss curves**: training loss keeps falling; validation loss (on a held-out tail of the text)
+  bottoms out, then rises as the model learns the training text by heart. For windows-recipe
+  runs the app loads the checkpoint with the lowest validation loss.
+- **Temperature**: 0 always takes the likeliest word (greedy), which recites most; higher
+  temperatures sample more freely, so copying falls.
+- **Gates**: the input gate decides how much new information enters the cell, the forget gate how
+  much of the old cell state is kept, the output gate how much of the cell is shown as the hidden state.
+"""
+
+
+def demo_runs_text() -> str:
+    from training.demo import DEMO_RUNS  # the configs `python -m training.demo` trains
+
+    seed, windows = DEMO_RUNS["demo-seed"], DEMO_RUNS["demo-windows"]
+    return f"""### How the demo runs were trained
+Both learn from the project's own text (`corpus/lighthouse_keeper.txt`) with the same tokenizer
+and the same held-out last {windows.val_fraction:.0%} of the text, so their validation losses
+compare directly (`python -m training.demo` rebuilds them).
+- **demo-seed** (seed recipe): the write-up's method, batches of {seed.batch_size} random prefix →
+  next-word pairs, loss on the last word only, dropout {seed.dropout:g}, {seed.steps} steps. The app
+  loads its final weights. It memorizes: greedy text from a prompt in the source recites it.
+- **demo-windows** (windows recipe): every position of random {windows.seq_len}-word windows is a
+  training target, with plain {windows.optimizer.upper()} (learning rate {windows.lr:g}, multiplied by
+  {windows.lr_factor:g} when validation stops improving, gradients clipped at
+  {windows.grad_clip:g}), dropout {windows.dropout:g} and tied input/output weights; the app loads
+  the checkpoint with the lowest validation loss. It generalizes better (lower validation loss)
+  and copies less.
+"""
+
+
+def store_text() -> str:
+    """Which store the app logs to, and whether runs trained here survive a restart."""
+    if os.environ.get("MLFLOW_TRACKING_URI", "").startswith(("http://", "https://")):
+        return ("### Where runs are kept\nRuns are tracked in MLflow on the tracking server set in "
+                "`MLFLOW_TRACKING_URI`; runs trained here are kept there when the app restarts.")
+    return (f"### Where runs are kept\nRuns are tracked in MLflow in `{app.store_name()}`, and the "
+            "table at the top lists them. Runs trained here are written to the "
+            "app's own disk: on a Hugging Face Space (or any host with a disk that is reset) they "
+            "**vanish when the app restarts**; the committed demo runs do not. To keep them, point "
+            "`MLFLOW_TRACKING_URI` at an MLflow tracking server (in a Space, set it as a secret).")
+
+
+def build() -> None:
+    defaults = TrainConfig()
+    figures = FIGURES.format(span=app.MIN_SPAN, k=defaults.memorization_prefix,
+                             m=defaults.memorization_suffix)
+    with gr.Tab("About", id="about"):
+        gr.Markdown("\n".join([figures, demo_runs_text(), store_text()]))

@@ -1,0 +1,26 @@
+"""The Look inside tab: the gates and cell state, word by word, of the last generated text."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+import app
+from ui import fields
+from ui.generate_tab import GenerateTab
+
+
+def build(run: gr.Dropdown, generate: GenerateTab) -> None:
+    with gr.Tab("Look inside", id="inside"):
+        gr.Markdown("The gates while the model reads the last generated text, one column per word "
+                    "(drawn after each generation).")
+        with gr.Row():
+            layer = fields.number(value=1, precision=0, minimum=1, label="Layer",
+                                  info="Which LSTM layer (1 = nearest the words).")
+            unit = fields.number(value=-1, precision=0, minimum=-1, label="Unit",
+                                 info="-1 = mean over all units; 0, 1, … = one unit of the cell.")
+            button = gr.Button("Show the gates", elem_id="gates-btn")
+        gates = gr.HTML(elem_id="gates")
+    inputs = [run, generate.out, layer, unit]
+    generate.generated.success(app.gates_after_generate, inputs, gates, api_visibility="private",
+                               **app.COMPUTE_SLOT)
+    button.click(app.gate_heatmap, inputs, gates, api_name="gates", **app.COMPUTE_SLOT)
