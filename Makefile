@@ -3,7 +3,8 @@
 #               only if the MLflow store has no runs)
 #   make test   set up (Python packages and Debian's Chromium for the browser test), then run
 #               ruff and the whole test suite
-# Also: make ui (MLflow UI on the project store), make bench (the benchmark tables).
+# Also: make ui (MLflow UI on the project store), make bench (the benchmark tables),
+#   make space (a ready Hugging Face Space in build/space/), make space-push REPO=owner/name.
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +12,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MLFLOW_PORT ?= 5000
 
-.PHONY: app test ui bench chromium
+.PHONY: app test ui bench chromium space space-push
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,3 +46,14 @@ bench: $(STAMP)
 	$(PY) -m bench.latency --markdown
 	$(PY) -m bench.load --markdown
 	$(PY) -m bench.scale --markdown --steps 20
+
+# A ready Hugging Face Space in build/space/ (README front matter, app, packages, demo store,
+# CPU requirements, LFS rules for every binary file).
+space: $(STAMP)
+	$(PY) -m deploy.space
+
+# Build, then upload with huggingface_hub; needs HF_TOKEN and the network.
+space-push:
+	@test -n "$(REPO)" || { echo "usage: make space-push REPO=owner/name (with HF_TOKEN set)"; exit 2; }
+	$(MAKE) $(STAMP)
+	$(PY) -m deploy.space --push "$(REPO)"

@@ -43,7 +43,9 @@ MAX_LENGTH = 400  # words one request may generate
 MAX_PROMPT_WORDS = 200  # words a prompt may have
 CHARS_PER_WORD = 10  # a text may have 10 characters per allowed word, checked before splitting
 MIN_SPAN = 4  # shortest verbatim run (in words) that counts as a copied span
-STREAM_EVERY = 3  # send the growing text to the browser every this many words
+# Send the growing text at most this often: each update costs Gradio several ms of server work
+# for every output, far more than a word costs the model (bench.load).
+STREAM_SECONDS = 0.1
 SWEEP_TEMPERATURES = (0.0, 0.5, 0.8, 1.0, 1.3, 1.6)
 SWEEP_SEEDS = 3  # samples per temperature above 0 (greedy needs only one)
 SWEEP_MAX_LENGTH = 80  # words per sample in the temperature sweep
@@ -345,13 +347,16 @@ def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 
     ids = prompt_ids(prompt, loaded)
     scheme = loaded.vocab.scheme
     start, new = loaded.vocab.decode(ids), []
+    # While streaming, the report's outputs are sent as these plain values, never gr.skip():
+    # Gradio answers a skip by rebuilding the component and its config (a profile of the server
+    # under load: a third of its time), and an unchanged value costs it next to nothing.
     cleared = (None, "*Generating… the report follows when the text is done.*", None, None, "", "", "")
+    last_sent = 0.0
     for i, token_id in enumerate(stream_ids(loaded.model, ids, sampling)):
         new.append(loaded.vocab.id_to_token(token_id))
-        if i == 0:
+        if i == 0 or time.perf_counter() - last_sent >= STREAM_SECONDS:  # first words at once
             yield (detokenize(start + new, scheme), *cleared)
-        elif i % STREAM_EVERY == 0:
-            yield (detokenize(start + new, scheme), *[gr.skip()] * len(cleared))
+            last_sent = time.perf_counter()
     report = analyze(new, source_index(loaded.run_id)[0], min_len=MIN_SPAN)
     yield (detokenize(start + new, scheme), highlight(start, new, report.spans, scheme),
            headline(report, len(new)), spans_table(loaded.run_id, new, report.spans, scheme),

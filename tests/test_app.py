@@ -111,7 +111,8 @@ def test_refresh_lists_runs_and_selects_newest(use_demo_store):
 
 # ---- generation ------------------------------------------------------------------------------
 
-def test_generate_streams_then_reports(use_demo_store):
+def test_generate_streams_then_reports(use_demo_store, monkeypatch):
+    monkeypatch.setattr(app, "STREAM_SECONDS", 0)  # send every word (the real pace is timed)
     outputs = list(app.generate(use_demo_store["windows"], SEED, 30, 0.8, 0, 1.0, 7))
     assert len(outputs) > 3  # the text arrives in pieces before the report
     first = outputs[0]

@@ -1,0 +1,1 @@
+"""Deployment: building (and pushing) the Hugging Face Space."""
