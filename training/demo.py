@@ -72,11 +72,26 @@ def train_demo_runs() -> None:
         print(f"{name}: run_id={run_id}, registered as {model}@{alias}")
 
 
+def _replacements(build: Path) -> list[tuple[str, str]]:
+    """This machine's folders -> what the committed store says instead (relative paths)."""
+    artifacts = build.resolve() / "artifacts"
+    return [(artifacts.as_uri(), "artifacts"), (str(artifacts), "artifacts"),
+            (f"{PROJECT_ROOT}/", ""), (str(PROJECT_ROOT), ".")]
+
+
+def scrub_model_files(build: Path) -> None:
+    """MLflow writes the folders it logged from into each MLmodel file (for information only:
+    loading reads the paths relative to the model). Make them relative too."""
+    for mlmodel in (build / "artifacts").rglob("MLmodel"):
+        text = mlmodel.read_text(encoding="utf-8")
+        for old, new in _replacements(build):
+            text = text.replace(old, new)
+        mlmodel.write_text(text, encoding="utf-8")
+
+
 def scrub(db: Path, build: Path) -> None:
     """Take every folder of this machine out of the store's text, then compact the file."""
-    artifacts = build.resolve() / "artifacts"
-    replacements = [(artifacts.as_uri(), "artifacts"), (str(artifacts), "artifacts"),
-                    (f"{PROJECT_ROOT}/", ""), (str(PROJECT_ROOT), ".")]
+    replacements = _replacements(build)
     with sqlite3.connect(db) as conn:
         tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         for table in tables:
@@ -103,6 +118,7 @@ def main() -> int:
         print(registry.list_runs()[["name", "recipe", "train_loss", "val_loss", "best_val_loss",
                                     "sample_copied_4gram_fraction"]].to_string(index=False))
         scrub(build / "mlflow.db", build)
+        scrub_model_files(build)
         shutil.rmtree(registry.COMMITTED_STORE, ignore_errors=True)
         shutil.copytree(build, registry.COMMITTED_STORE)
     print(f"rebuilt {registry.COMMITTED_STORE}; delete {registry.WORKING_STORE.name}/ to start "
