@@ -74,6 +74,8 @@ def test_pyfunc_predict_equals_what_the_cli_prints(use_demo_store, capsys):
     expected = generate.generate_report(use_demo_store["seed"], "the lamp", SamplingConfig(
         max_new_tokens=5, temperature=1.0, top_k=3, top_p=0.9, seed=7))["text"]
     assert short == expected and len(short.split()) <= 7
+    with pytest.raises(Exception, match="length must be a whole number"):
+        model.predict(pd.DataFrame({"prompt": ["the lamp"], "length": [2.5]}))
 
 
 def test_the_model_ships_a_weights_only_checkpoint_code_and_pinned_requirements(use_demo_store):

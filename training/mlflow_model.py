@@ -28,8 +28,6 @@ from lstm_core.text import detokenize
 from lstm_core.vocab import Vocabulary
 
 DEFAULTS = SamplingConfig()  # the CLI's defaults: 50 tokens, greedy
-OPTIONAL_COLUMNS = {"length": "long", "temperature": "double", "top_k": "long", "top_p": "double",
-                    "seed": "long"}
 
 
 def _cell(row: pd.Series, column: str, cast, default):
@@ -37,6 +35,8 @@ def _cell(row: pd.Series, column: str, cast, default):
     value = row.get(column)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return default
+    if cast is int and float(value) != int(value):
+        raise ValueError(f"{column} must be a whole number, got {value}")
     return cast(value)
 
 

@@ -319,8 +319,10 @@ def _model_signature():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
+    # All optional columns are doubles: a JSON request whose rows leave some out makes them
+    # NaN, which an integer column cannot hold. The model checks that whole numbers are whole.
     inputs = [ColSpec("string", "prompt")] + [
-        ColSpec("long" if name in ("length", "top_k", "seed") else "double", name, required=False)
+        ColSpec("double", name, required=False)
         for name in ("length", "temperature", "top_k", "top_p", "seed")]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("string")]))
 
