@@ -159,7 +159,7 @@ def test_run_accepts_a_unique_prefix_or_name_and_lists_ambiguous_ones(use_demo_s
         assert generate.main(["--run", ref, "--prompt", "the lamp", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["run_id"] == seed
     assert generate.main(["--run", "no-such-run", "--prompt", "the lamp"]) == 2
-    assert "no run with id, id prefix or name 'no-such-run'" in capsys.readouterr().err
+    assert "no run with id 'no-such-run' (nor one whose id starts" in capsys.readouterr().err
 
 
 def test_an_ambiguous_prefix_or_name_lists_the_candidates(temp_store):

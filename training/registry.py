@@ -420,8 +420,8 @@ def resolve_run_id(reference: str) -> str:
     if len(matches) == 1:
         return matches["run_id"].iloc[0]
     if matches.empty:
-        raise ValueError(f"There is no run with id, id prefix or name {reference!r} in the "
-                         f"store {tracking_uri()}")
+        raise ValueError(f"There is no run with id {reference!r} (nor one whose id starts with "
+                         f"it or whose name it is) in the store {tracking_uri()}")
     candidates = ", ".join(f"{rid[:8]} ({names[i]})" for i, rid in matches["run_id"].items())
     raise ValueError(f"{reference!r} matches {len(matches)} runs: {candidates}; "
                      f"give more of the id")
