@@ -35,9 +35,13 @@ def _cell(row: pd.Series, column: str, cast, default):
     value = row.get(column)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return default
-    if cast is int and float(value) != int(value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{column} must be a number, got {value!r}") from None
+    if cast is int and not number.is_integer():
         raise ValueError(f"{column} must be a whole number, got {value}")
-    return cast(value)
+    return cast(number)
 
 
 def sampling_for(row: pd.Series) -> SamplingConfig:

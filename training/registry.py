@@ -317,12 +317,13 @@ def pinned_requirements() -> list[str]:
 
 def _model_signature():
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, Schema
 
-    # All optional columns are doubles: a JSON request whose rows leave some out makes them
-    # NaN, which an integer column cannot hold. The model checks that whole numbers are whole.
+    # The optional columns are typed "any": a JSON request whose rows leave one out makes it
+    # NaN (float), which a long column refuses, and MLflow refuses int -> double too. The model
+    # checks each value itself (numbers, whole where they must be).
     inputs = [ColSpec("string", "prompt")] + [
-        ColSpec("double", name, required=False)
+        ColSpec(AnyType(), name, required=False)
         for name in ("length", "temperature", "top_k", "top_p", "seed")]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("string")]))
 
