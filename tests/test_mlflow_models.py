@@ -199,21 +199,25 @@ def test_training_prints_a_paste_ready_generate_line_before_run_id(temp_store, c
 def test_mlflow_models_serve_answers_invocations(use_demo_store):
     uri = model_uri(use_demo_store["seed"])
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": use_demo_store["uri"]}
+    # The server runs `uvicorn` by name: the environment's bin folder must be on PATH.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": use_demo_store["uri"],
+           "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
     server = subprocess.Popen([MLFLOW_CLI, "models", "serve", "-m", uri, "--env-manager", "local",
                                "--host", "127.0.0.1", "-p", str(port)], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_up(server, f"http://127.0.0.1:{port}/ping")
-        body = json.dumps({"dataframe_records": [{"prompt": "the lamp", "length": 6}]}).encode()
+        rows = [{"prompt": "the lamp", "length": 6}, {"prompt": "the lamp"}]  # 2nd: defaults
+        body = json.dumps({"dataframe_records": rows}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
                                          headers={"Content-Type": "application/json"})
         answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
     finally:
         server.terminate()
         server.wait(timeout=30)
-    expected = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"prompt": ["the lamp"],
-                                                                   "length": [6]}))
+    model = mlflow.pyfunc.load_model(uri)
+    expected = (model.predict(pd.DataFrame({"prompt": ["the lamp"], "length": [6]}))
+                + model.predict(pd.DataFrame({"prompt": ["the lamp"]})))
     assert answer == {"predictions": expected}
 
 
