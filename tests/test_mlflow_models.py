@@ -329,3 +329,31 @@ def test_a_fresh_clone_stays_clean(tmp_path):
                             text=True, check=True).stdout
     assert status == ""
     assert (clone / ".mlruns-local" / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_the_demo_recipe_builds_a_relative_store_that_loads_anywhere(tmp_path, monkeypatch):
+    from training import demo
+
+    tiny = dict(steps=4, eval_interval=2, embed_dim=8, hidden_size=8, batch_size=4, seq_len=4)
+    monkeypatch.setattr(demo, "DEMO_RUNS", {
+        "demo-seed": TrainConfig.for_recipe("seed", tokenizer="words", val_fraction=0.1, **tiny),
+        "demo-windows": TrainConfig.for_recipe("windows", **tiny)})
+    monkeypatch.setattr(registry, "COMMITTED_STORE", tmp_path / "mlruns")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unused")  # demo.main sets it; restored after
+    assert demo.main() == 0
+    built = tmp_path / "mlruns"
+    absolute = [c for c in text_cells(built / "mlflow.db") if c.startswith("/") or "file:/" in c]
+    assert absolute == []
+    for mlmodel in built.rglob("MLmodel"):
+        assert str(ROOT) not in mlmodel.read_text() and "/tmp" not in mlmodel.read_text()
+    copy = tmp_path / "elsewhere" / "store"
+    shutil.copytree(built, copy)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{copy / 'mlflow.db'}")
+    registry.load_run.cache_clear()
+    seed = registry.resolve_run_id("lighthouse@reciter")
+    assert registry.load_run(seed).name == "demo-seed"
+    assert "recites" in mlflow.get_run(seed).data.tags["mlflow.note.content"]
+    text = mlflow.pyfunc.load_model("models:/lighthouse@generalizer").predict(
+        pd.DataFrame({"prompt": ["the"], "length": [2]}))[0]
+    assert text.startswith("the")
