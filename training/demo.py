@@ -106,6 +106,10 @@ def scrub(db: Path, build: Path) -> None:
         conn.execute("UPDATE runs SET user_id = 'demo'")
         conn.execute("UPDATE model_versions SET user_id = 'demo'")
         conn.execute("UPDATE tags SET value = 'demo' WHERE key = 'mlflow.user'")
+        # The source is this recipe, whatever launched it (python -m, pytest, an IDE).
+        conn.execute("UPDATE tags SET value = 'training/demo.py' WHERE key = 'mlflow.source.name'")
+        conn.execute("UPDATE logged_model_tags SET tag_value = 'training/demo.py' "
+                     "WHERE tag_key = 'mlflow.source.name'")
     with sqlite3.connect(db) as conn:
         conn.execute("VACUUM")  # freed pages could still hold the old text
 
