@@ -33,9 +33,12 @@ test: $(STAMP) chromium
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
+# The UI reads the git-ignored working copy of the committed store (made on first use), so
+# browsing never changes a tracked file.
 ui: $(STAMP)
 	$(PY) -c "from training.registry import open_store; open_store()"
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \
+	  --backend-store-uri sqlite:///.mlruns-local/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 
 # Every benchmark table in the README, one after the other (about 15 minutes on 2 CPUs).
 bench: export OMP_WAIT_POLICY = PASSIVE

@@ -6,6 +6,7 @@ Prints one line per log interval and, last, ``run_id=<id>``.
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 
@@ -26,6 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "text; --steps may raise the total)")
     add_config_flags(parser)
     return parser
+
+
+def _first_words(run_id: str, count: int = 2) -> str:
+    """The first words of the run's training text: a prompt the model is sure to know."""
+    from training.registry import load_run
+
+    words = [t for t in load_run(run_id).source_tokens[:50] if t.isalpha()]
+    return " ".join(words[:count])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if run_id:  # under torchrun only rank 0 has one
+        print(f"sample it: python -m training.generate --run {run_id[:8]} --prompt {shlex.quote(_first_words(run_id))}")
         print(f"run_id={run_id}")
     return 0
 

@@ -1,25 +1,35 @@
-"""Rebuild the demo runs that ship in mlruns/: ``python -m training.demo``.
+"""Rebuild the demo store that ships in mlruns/: ``python -m training.demo``.
 
 Two runs on the project's default corpus, so the app's overfitting comparison means something on
 first start:
 
 - ``demo-seed``: the write-up's recipe (prefix pairs, loss on the last word, no dropout). It
-  memorizes: greedy generation recites the text.
+  memorizes: greedy generation recites the text. Registered as ``lighthouse@reciter``.
 - ``demo-windows``: the default recipe (every position scored, SGD, dropout 0.4, tied weights,
-  best-validation checkpoint). It generalizes better: lower validation loss.
+  best-validation checkpoint). It generalizes better: lower validation loss. Registered as
+  ``lighthouse@generalizer``.
 
 Both use the ``words`` tokenizer and hold out the same last 10% of the text, so their
 validation losses are comparable. To keep the committed store small, the demo runs ship their
 best weights (model.pt) but not last.pt (the optimizer state that --resume needs).
+
+The runs are trained into a fresh temporary store, which then replaces mlruns/ with every
+folder of this machine taken out: artifact locations become relative (``artifacts/...``, which
+``registry.open_store`` points at the working copy's folder), the source path relative to the
+project, the user "demo". This file is the single recipe of the committed store.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import sqlite3
 import sys
+import tempfile
+from pathlib import Path
 
 from training import registry
-from training.config import TrainConfig
-from training.tracking import train_run
+from training.config import PROJECT_ROOT, TrainConfig
 
 DEMO_RUNS = {
     # The default text is longer than the write-up's essay, so the seed recipe gets 600 steps
@@ -28,21 +38,95 @@ DEMO_RUNS = {
                                         eval_interval=25),
     "demo-windows": TrainConfig.for_recipe("windows"),
 }
+ALIASES = {"demo-seed": ("lighthouse", "reciter"), "demo-windows": ("lighthouse", "generalizer")}
+WHAT_IT_SHOWS = {
+    "demo-seed": "the write-up's recipe (prefix pairs, Adam, no dropout) memorizes: it recites",
+    "demo-windows": "every position scored, SGD, dropout 0.4, best-validation weights: "
+                    "lower validation loss, copies less",
+}
 
 
-def main() -> int:
-    registry.open_store()
-    existing = registry.list_runs()
+def describe(name: str, run) -> str:
+    """The run's one-line description: recipe, corpus, steps, what it shows, its figures."""
+    m, p = run.data.metrics, run.data.params
+    return (f"{p['recipe']} recipe on {p['corpus']}, {int(m['step'])} steps: {WHAT_IT_SHOWS[name]} "
+            f"(val_loss {m['val_loss']:.2f}, extractable memorization "
+            f"{m.get('extractable_memorization', float('nan')):.2f}, "
+            f"{m['sample_copied_4gram_fraction']:.0%} of a greedy sample's 4-grams copied)")
+
+
+def train_demo_runs() -> None:
+    """Train, describe and register every demo run into the current (fresh) store."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from training.tracking import train_run
+
     for name, config in DEMO_RUNS.items():
-        if name in set(existing["name"]):
-            print(f"{name}: already in the store, skipped (delete it in `mlflow ui` to rebuild)")
-            continue
         print(f"training {name} ({config.recipe} recipe, {config.steps} steps)")
         run_id = train_run(config, run_name=name)
         (registry.local_artifact_dir(run_id) / registry.LAST_FILE).unlink(missing_ok=True)
-        print(f"{name}: run_id={run_id}")
-    print(registry.list_runs()[["name", "recipe", "train_loss", "val_loss", "best_val_loss",
-                                "sample_copied_4gram_fraction"]].to_string(index=False))
+        MlflowClient().set_tag(run_id, "mlflow.note.content", describe(name, mlflow.get_run(run_id)))
+        model, alias = ALIASES[name]
+        registry.register_run_model(run_id, model, alias)
+        print(f"{name}: run_id={run_id}, registered as {model}@{alias}")
+
+
+def _replacements(build: Path) -> list[tuple[str, str]]:
+    """This machine's folders -> what the committed store says instead (relative paths)."""
+    artifacts = build.resolve() / "artifacts"
+    return [(artifacts.as_uri(), "artifacts"), (str(artifacts), "artifacts"),
+            (f"{PROJECT_ROOT}/", ""), (str(PROJECT_ROOT), ".")]
+
+
+def scrub_model_files(build: Path) -> None:
+    """MLflow writes the folders it logged from into each MLmodel file (for information only:
+    loading reads the paths relative to the model). Make them relative too."""
+    for mlmodel in (build / "artifacts").rglob("MLmodel"):
+        text = mlmodel.read_text(encoding="utf-8")
+        for old, new in _replacements(build):
+            text = text.replace(old, new)
+        mlmodel.write_text(text, encoding="utf-8")
+
+
+def scrub(db: Path, build: Path) -> None:
+    """Take every folder of this machine out of the store's text, then compact the file."""
+    replacements = _replacements(build)
+    with sqlite3.connect(db) as conn:
+        tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for column in conn.execute(f"PRAGMA table_info({table})").fetchall():
+                if "CHAR" not in column[2].upper() and "TEXT" not in column[2].upper():
+                    continue
+                for old, new in replacements:
+                    conn.execute(f"UPDATE {table} SET {column[1]} = replace({column[1]}, ?, ?) "
+                                 f"WHERE instr({column[1]}, ?) > 0", (old, new, old))
+        conn.execute("UPDATE experiments SET artifact_location = 'artifacts/0' "
+                     "WHERE experiment_id = 0")
+        conn.execute("UPDATE runs SET user_id = 'demo'")
+        conn.execute("UPDATE model_versions SET user_id = 'demo'")
+        conn.execute("UPDATE tags SET value = 'demo' WHERE key = 'mlflow.user'")
+        # The source is this recipe, whatever launched it (python -m, pytest, an IDE).
+        conn.execute("UPDATE tags SET value = 'training/demo.py' WHERE key = 'mlflow.source.name'")
+        conn.execute("UPDATE logged_model_tags SET tag_value = 'training/demo.py' "
+                     "WHERE tag_key = 'mlflow.source.name'")
+    with sqlite3.connect(db) as conn:
+        conn.execute("VACUUM")  # freed pages could still hold the old text
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="lstm-demo-store-") as tmp:
+        build = Path(tmp) / "store"
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{build / 'mlflow.db'}"
+        train_demo_runs()
+        print(registry.list_runs()[["name", "recipe", "train_loss", "val_loss", "best_val_loss",
+                                    "sample_copied_4gram_fraction"]].to_string(index=False))
+        scrub(build / "mlflow.db", build)
+        scrub_model_files(build)
+        shutil.rmtree(registry.COMMITTED_STORE, ignore_errors=True)
+        shutil.copytree(build, registry.COMMITTED_STORE)
+    print(f"rebuilt {registry.COMMITTED_STORE}; delete {registry.WORKING_STORE.name}/ to start "
+          f"again from it (runs trained since are lost with it)")
     return 0
 
 

@@ -1,7 +1,11 @@
 """Command line: sample from a logged run.
 
-``python -m training.generate --run RUN_ID --prompt TEXT [--length N] [--temperature T]
-[--top-k K] [--top-p P] [--seed S] [--json]``
+``python -m training.generate (--run RUN | --model models:/NAME@ALIAS) --prompt TEXT
+[--length N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--json]``
+
+``--run`` takes a full run id, a unique id prefix (the 8 characters the app shows) or a unique
+run name; ``--model`` a registered model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``) or
+a logged one (``models:/m-ID``).
 
 Plain output is the text; ``--json`` prints one object with the text, its tokens and how much
 of the generated part (not the prompt) is copied from the run's own training text.
@@ -21,7 +25,12 @@ from lstm_core.text import detokenize
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.generate",
                                      description="Generate text from a logged run.")
-    parser.add_argument("--run", required=True, metavar="RUN_ID", help="the MLflow run id")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", metavar="RUN",
+                       help="the MLflow run: its id, a unique id prefix or a unique run name")
+    which.add_argument("--model", metavar="URI",
+                       help="a logged or registered model: models:/NAME@ALIAS, models:/NAME/VERSION "
+                            "or models:/m-ID")
     parser.add_argument("--prompt", required=True, help="the words to start from; every word must be known")
     parser.add_argument("--length", type=int, default=50, help="tokens to generate (default 50)")
     parser.add_argument("--temperature", type=float, default=0.0,
@@ -39,9 +48,13 @@ def generate_report(run_id: str, prompt: str, sampling: SamplingConfig) -> dict:
     Only the generated words are measured, as in the app: the prompt is the caller's text, and
     counting it would credit the model with copying words it was given. ``copied_spans`` index
     ``tokens`` (prompt included), so ``tokens[start:end]`` is the copied passage.
-    """
-    from training.registry import load_run
 
+    ``run_id`` may be anything ``registry.resolve_run_id`` accepts (prefix, name, models:/ URI);
+    the report's ``run_id`` is the full id.
+    """
+    from training.registry import load_run, resolve_run_id
+
+    run_id = resolve_run_id(run_id)
     run = load_run(run_id)
     prompt_ids = encode_prompt(prompt, run.vocab)
     prompt_tokens = run.vocab.decode(prompt_ids)
@@ -66,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sampling = SamplingConfig(max_new_tokens=args.length, temperature=args.temperature,
                                   top_k=args.top_k, top_p=args.top_p, seed=args.seed)
-        result = generate_report(args.run, args.prompt, sampling)
+        if args.model is not None and not args.model.startswith("models:/"):
+            raise ValueError(f"--model takes a models:/ URI, got {args.model!r}")
+        result = generate_report(args.run or args.model, args.prompt, sampling)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,10 +1,12 @@
 """The run registry: the one module that knows where MLflow keeps runs and how to load them.
 
-The project store is ``mlruns/mlflow.db`` (SQLite: runs, params, metrics) with each run's
-files in ``mlruns/artifacts/<run_id>/artifacts/``. MLflow records artifact locations as
-absolute paths, so a store cloned or copied to another folder would point back at the old one.
-``open_store()`` notices that and rewrites the recorded locations to the store's current
-folder, so every run still loads and new runs land inside the clone.
+The committed demo store is ``mlruns/`` (``mlflow.db``, SQLite, with each run's files in
+``artifacts/<run_id>/artifacts/`` and each logged model's in ``artifacts/models/<model_id>/``).
+It is only ever read: on first use ``open_store()`` copies it to ``.mlruns-local/`` (ignored by
+git), and every run, model and registry change goes there, so a clone stays clean. MLflow
+records artifact locations as absolute paths; the committed store records them relative
+(``artifacts/...``) and the copy's are rewritten to wherever the copy is (again when the folder
+moves), so every run and model loads at any path.
 
 ``MLFLOW_TRACKING_URI`` overrides the project store (another SQLite file, or a tracking server).
 """
@@ -14,10 +16,12 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import shutil
 import socket
 import sqlite3
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -44,7 +48,11 @@ import mlflow  # noqa: E402  (after the environment settings above, which it rea
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 EXPERIMENT = "lstm-language-model"
-PROJECT_STORE = PROJECT_ROOT / "mlruns" / "mlflow.db"
+# Makes `mlflow ui` open the experiment in its model-training view, not the GenAI one.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+COMMITTED_STORE = PROJECT_ROOT / "mlruns"  # tracked by git, only ever read
+WORKING_STORE = PROJECT_ROOT / ".mlruns-local"  # git-ignored copy that runs are written into
+PROJECT_STORE = WORKING_STORE / "mlflow.db"
 MODEL_FILE = "model.pt"  # best-validation weights: what the app and the sampling CLI load
 LAST_FILE = "last.pt"  # the latest step with optimizer state: what --resume continues from
 SOURCE_FILE = "source.txt"  # the exact training text, to measure memorization against
@@ -68,8 +76,29 @@ def _artifact_root(uri: str) -> str | None:
     return (db.resolve().parent / "artifacts").as_uri() if db else None
 
 
+# Where MLflow's tables record artifact locations. Rewriting them is the one place this
+# project writes into MLflow's own tables, so it runs only on schemas it has been checked
+# against (alembic revisions below) and stops with a clear error on any other.
+LOCATION_COLUMNS = [("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                    ("logged_models", "artifact_location"), ("model_versions", "storage_location"),
+                    ("model_versions", "source")]
+KNOWN_SCHEMAS = {"dc11669786a5"}  # MLflow 3.17.2's schema
+
+
+def _check_schema(conn: sqlite3.Connection, db: Path) -> None:
+    (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    if revision not in KNOWN_SCHEMAS:
+        raise StoreError(f"The MLflow store {db} has schema revision {revision}, which "
+                         f"training/registry.py does not know (it knows {sorted(KNOWN_SCHEMAS)}): "
+                         f"check LOCATION_COLUMNS against it, then add it to KNOWN_SCHEMAS")
+    for table, column in LOCATION_COLUMNS:
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in columns:
+            raise StoreError(f"The MLflow store {db} has no column {table}.{column}")
+
+
 def _relocate(db: Path, root: str) -> None:
-    """Point the recorded artifact locations of a moved store at its current folder."""
+    """Point the recorded artifact locations of a copied or moved store at its current folder."""
     if not db.exists():
         return
     with sqlite3.connect(db) as conn:
@@ -77,10 +106,26 @@ def _relocate(db: Path, root: str) -> None:
                            (EXPERIMENT,)).fetchone()
         if row is None or row[0] == root:
             return
+        _check_schema(conn, db)
         old = row[0]
-        conn.execute("UPDATE experiments SET artifact_location = ? WHERE name = ?", (root, EXPERIMENT))
-        conn.execute("UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
-                     "WHERE artifact_uri LIKE ? || '%'", (root, len(old) + 1, old))
+        for table, column in LOCATION_COLUMNS:
+            conn.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                         f"WHERE substr({column}, 1, ?) = ?", (root, len(old) + 1, len(old), old))
+
+
+def _ensure_working_copy() -> None:
+    """Copy the committed store to the git-ignored working store, once."""
+    if (WORKING_STORE / "mlflow.db").exists() or not (COMMITTED_STORE / "mlflow.db").exists():
+        return
+    partial = WORKING_STORE.with_name(f"{WORKING_STORE.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(COMMITTED_STORE, partial)
+    try:
+        partial.rename(WORKING_STORE)  # atomic: another process never sees half a copy
+    except OSError:  # another process made it first (or an empty folder is in the way)
+        shutil.rmtree(partial, ignore_errors=True)
+        if not (WORKING_STORE / "mlflow.db").exists():
+            raise
 
 
 class StoreError(ValueError):
@@ -92,13 +137,15 @@ def open_store() -> str:
     uri = tracking_uri()
     root = _artifact_root(uri)
     try:
+        if uri == f"sqlite:///{PROJECT_STORE}":
+            _ensure_working_copy()
         if root is not None:
             _sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
             _relocate(_sqlite_path(uri), root)
         mlflow.set_tracking_uri(uri)
         experiment = mlflow.get_experiment_by_name(EXPERIMENT)
         if experiment is None:
-            return mlflow.create_experiment(EXPERIMENT, artifact_location=root)
+            return mlflow.create_experiment(EXPERIMENT, artifact_location=root, tags=EXPERIMENT_TAGS)
         return experiment.experiment_id
     except (OSError, sqlite3.Error, mlflow.exceptions.MlflowException) as err:
         # A locked or read-only SQLite file, a folder we may not write, a server that is down:
@@ -397,3 +444,160 @@ def metric_history(run_id: str, keys=("train_loss", "val_loss")) -> pd.DataFrame
     rows = [{"step": m.step, "value": m.value, "metric": key}
             for key in keys for m in client.get_metric_history(run_id, key)]
     return pd.DataFrame(rows, columns=["step", "value", "metric"]).sort_values(["metric", "step"])
+
+
+def project_relative(path: str | Path) -> str:
+    """A path inside the project as relative to it (``corpus/x.txt``); others unchanged."""
+    try:
+        return Path(path).resolve().relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# MLflow models: logging, resolving references, the registry
+
+MODEL_CODE = Path(__file__).with_name("mlflow_model.py")  # the pyfunc model, "from code"
+MODEL_NAME = "model"  # the logged model's name within its run
+DIGEST_CHARS = 36  # MLflow's limit on a dataset digest
+PINNED = ("torch", "mlflow", "pandas")  # the logged model's pip requirements, from requirements.txt
+
+
+def pinned_requirements() -> list[str]:
+    """The model's pip requirements, pinned as requirements.txt pins them (torch==2.13.0)."""
+    lines = (PROJECT_ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines
+            if line.strip().split("=")[0].split(">")[0].strip() in PINNED]
+
+
+def _model_signature():
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    # The optional columns are typed "any": a JSON request whose rows leave one out makes it
+    # NaN (float), which a long column refuses, and MLflow refuses int -> double too. The model
+    # checks each value itself (numbers, whole where they must be).
+    inputs = [ColSpec("string", "prompt")] + [
+        ColSpec(AnyType(), name, required=False)
+        for name in ("length", "temperature", "top_k", "top_p", "seed")]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("string")]))
+
+
+def log_run_model(run_id: str, example_prompt: str) -> str:
+    """Log the run's model.pt and vocabulary as an MLflow pyfunc model; returns its model id.
+
+    Called inside the active run. ``example_prompt`` (a word the model knows) makes the input
+    example, which MLflow runs once to check the model.
+    """
+    info = mlflow.pyfunc.log_model(
+        name=MODEL_NAME,
+        python_model=str(MODEL_CODE),
+        artifacts={"checkpoint": str(artifact_path(run_id, MODEL_FILE)),
+                   "vocab": str(artifact_path(run_id, "vocab.json"))},
+        code_paths=[str(PROJECT_ROOT / "lstm_core")],
+        signature=_model_signature(),
+        input_example=pd.DataFrame({"prompt": [example_prompt]}),
+        pip_requirements=pinned_requirements(),
+    )
+    return info.model_id
+
+
+def log_text_dataset(text: str, source: str, name: str) -> None:
+    """Log the training text as the run's dataset input, its digest the text's sha256.
+
+    MLflow caps a digest at 36 characters, so it holds the first 36 hex digits; the full
+    sha256 is the run's ``corpus_sha256`` tag.
+    """
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    with warnings.catch_warnings():  # "can be interpreted in multiple ways": both are local
+        warnings.simplefilter("ignore", UserWarning)
+        located = resolve_dataset_source(source)
+    dataset = MetaDataset(located, name=name, digest=sha256_text(text)[:DIGEST_CHARS])
+    mlflow.log_input(dataset, context="training")
+
+
+def run_model_id(run_id: str) -> str:
+    """The id (``m-...``) of the MLflow model a run logged; a clear error when it has none."""
+    models = mlflow.search_logged_models(
+        experiment_ids=[get_run(run_id).info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}'", output_format="list",
+        order_by=[{"field_name": "creation_timestamp", "ascending": False}])  # the newest
+    if not models:
+        raise ValueError(f"Run {run_id} has no logged MLflow model (it was trained before "
+                         f"runs logged one); retrain it to register it")
+    return models[0].model_id
+
+
+def _run_of_model_uri(uri: str) -> str:
+    """The run that logged the model a ``models:/`` URI names."""
+    client = MlflowClient()
+    target = uri.removeprefix("models:/").strip("/")
+    try:
+        if target.startswith("m-"):
+            return client.get_logged_model(target).source_run_id
+        if "@" in target:
+            name, alias = target.split("@", 1)
+            return client.get_model_version_by_alias(name, alias).run_id
+        name, _, version = target.rpartition("/")
+        if name and version.isdigit():
+            return client.get_model_version(name, version).run_id
+    except mlflow.exceptions.MlflowException:
+        known = ", ".join(label for label, _ in registered_models()) or "none"
+        raise ValueError(f"There is no model {uri} in the store {tracking_uri()} "
+                         f"(registered: {known})") from None
+    raise ValueError(f"{uri} is not a model URI this project reads: use models:/NAME@ALIAS, "
+                     f"models:/NAME/VERSION or models:/m-ID")
+
+
+def resolve_run_id(reference: str) -> str:
+    """The run id behind anything a user may type or pick.
+
+    Accepts a full run id, a unique prefix of one, a unique run name, ``models:/NAME@ALIAS``,
+    ``models:/NAME/VERSION``, ``models:/m-ID`` or a bare ``NAME@ALIAS``. An ambiguous prefix or
+    name lists the candidates; an unknown one says so. Both in one line.
+    """
+    reference = str(reference or "").strip()
+    if not reference:
+        raise ValueError("No run or model given: pass a run id, run name or models:/NAME@ALIAS")
+    experiment_id = open_store()
+    if reference.startswith("models:/"):
+        return _run_of_model_uri(reference)
+    if "@" in reference:
+        return _run_of_model_uri(f"models:/{reference}")
+    runs = mlflow.search_runs(experiment_ids=[experiment_id])
+    if runs.empty:
+        raise ValueError(f"There is no run {reference!r}: the store {tracking_uri()} has no runs")
+    names = runs.get("tags.mlflow.runName", pd.Series([""] * len(runs), index=runs.index))
+    exact = runs[runs["run_id"] == reference]
+    matches = exact if not exact.empty else runs[runs["run_id"].str.startswith(reference)
+                                                 | (names == reference)]
+    if len(matches) == 1:
+        return matches["run_id"].iloc[0]
+    if matches.empty:
+        raise ValueError(f"There is no run with id {reference!r} (nor one whose id starts with "
+                         f"it or whose name it is) in the store {tracking_uri()}")
+    candidates = ", ".join(f"{rid[:8]} ({names[i]})" for i, rid in matches["run_id"].items())
+    raise ValueError(f"{reference!r} matches {len(matches)} runs: {candidates}; "
+                     f"give more of the id")
+
+
+def registered_models() -> list[tuple[str, str]]:
+    """Every alias of every registered model, for a picker: (``name@alias``, its models:/ URI)."""
+    open_store()
+    choices = []
+    for model in MlflowClient().search_registered_models(order_by=["name ASC"]):
+        for alias in sorted(model.aliases):
+            choices.append((f"{model.name}@{alias}", f"models:/{model.name}@{alias}"))
+    return choices
+
+
+def register_run_model(reference: str, name: str, alias: str | None = None) -> str:
+    """Register the model a run logged under ``name`` (and ``alias``); returns the version."""
+    run_id = resolve_run_id(reference)
+    model_id = run_model_id(run_id)
+    version = mlflow.register_model(f"models:/{model_id}", name).version
+    if alias:
+        MlflowClient().set_registered_model_alias(name, alias, version)
+    return str(version)

@@ -8,6 +8,7 @@ the same step axis with its optimizer state restored.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import signal
@@ -57,8 +58,12 @@ def _save_checkpoint(run_id: str, name: str, checkpoint: dict) -> None:
     registry.save_artifact_file(run_id, filename, lambda path: torch.save(checkpoint, path))
 
 
-def _log_final_figures(run_id: str, trainer: Trainer) -> dict[str, float]:
-    """Memorization of the finished model: extractable rate and a greedy sample's novelty."""
+def _log_final_figures(run_id: str, trainer: Trainer, model_id: str) -> dict[str, float]:
+    """Memorization of the finished model: extractable rate and a greedy sample's novelty.
+
+    They and the validation figures of the model's own step are linked to the logged MLflow
+    model (``model_id``), so `mlflow ui`'s Models tab lists each model with them.
+    """
     best = registry.load_checkpoint(registry.artifact_path(run_id, registry.MODEL_FILE))
     model, vocab = registry.model_from_checkpoint(best)
     source_ids = torch.cat([trainer.corpus.train_ids, trainer.corpus.val_ids])
@@ -79,9 +84,21 @@ def _log_final_figures(run_id: str, trainer: Trainer) -> dict[str, float]:
     for n in (1, 2, 4, 8):
         if n in report.novelty:
             figures[f"sample_novelty_{n}"] = report.novelty[n]
-    mlflow.log_metrics(figures, step=trainer.step)
+    mlflow.log_metrics(figures, step=trainer.step, model_id=model_id)
     _log_gradient_flow(run_id, model, source_ids)
-    return figures
+    # The same values the run logged at the model's step, linked to the model as well.
+    validation = {k: v for k, v in best.get("metrics", {}).items() if k in ("val_loss", "val_perplexity")}
+    if validation:
+        mlflow.log_metrics(validation, step=best["step"], model_id=model_id)
+    return {**figures, **validation}
+
+
+def describe_run(config: TrainConfig, corpus_name: str, steps: int, figures: dict) -> str:
+    """One line for `mlflow ui`'s description: recipe, corpus, steps and what the run shows."""
+    shown = [f"{k.replace('_', ' ')} {format_number(figures[k])}" for k in
+             ("val_loss", "extractable_memorization", "sample_copied_4gram_fraction") if k in figures]
+    return (f"{config.recipe} recipe on {corpus_name}, {steps} steps, dropout {config.dropout}, "
+            f"{config.optimizer}: " + ", ".join(shown))
 
 
 def _log_gradient_flow(run_id: str, model, source_ids: torch.Tensor) -> None:
@@ -207,6 +224,9 @@ def train_run(
     experiment_id = registry.open_store() if is_main_process() or resume else None
     if resume:
         config, text, checkpoint = _load_resume(resume, steps)
+    source = _dataset_source(config.corpus, text)
+    # Logged (params, checkpoints) relative to the project, never as this machine's folder.
+    config = dataclasses.replace(config, corpus=registry.project_relative(config.corpus))
     trainer = Trainer(config, text, checkpoint)  # validates the text before a run is created
     if not trainer.world.is_main:  # under torchrun, only rank 0 logs and writes checkpoints
         trainer.run()
@@ -220,6 +240,7 @@ def train_run(
         heartbeat = registry.Heartbeat(run_id)  # so a run whose process died shows as interrupted
         if not resume:
             _log_run_setup(run_id, config, trainer, text, corpus_name)
+            registry.log_text_dataset(text, source, corpus_name or Path(config.corpus).name)
 
         def log(step, metrics):
             mlflow.log_metrics({**metrics, "step": float(step)}, step=step)
@@ -247,7 +268,13 @@ def train_run(
                 _end_killed(run_id, trainer)
                 on_log(f"stopped at step {trainer.step}: the run is KILLED, its checkpoint saved")
                 return run_id
-            figures = _log_final_figures(run_id, trainer)
+            words = trainer.corpus.vocab.decode(trainer.corpus.train_ids[:100].tolist())
+            first_word = next((w for w in words if w.isalpha()), words[0])
+            model_id = registry.log_run_model(run_id, example_prompt=first_word)
+            figures = _log_final_figures(run_id, trainer, model_id)
+            mlflow.set_tag("mlflow.note.content",
+                           describe_run(config, corpus_name or Path(config.corpus).name,
+                                        trainer.step, figures))
             on_log(" | ".join(f"{k} {format_number(v)}" for k, v in figures.items()))
             on_log(saved_model_note(trainer))
         except KeyboardInterrupt:
@@ -275,6 +302,14 @@ def saved_model_note(trainer: Trainer) -> str:
             f"({trainer.best_val:.4g}, perplexity {math.exp(min(trainer.best_val, 50)):.1f})"
             f"{averaged}; training {ended} at step {last} with "
             f"{trainer.evals_since_best} evaluation(s) since that best")
+
+
+def _dataset_source(corpus: str, text: str | None) -> str:
+    """Where the training text came from: its path (relative to the project) or "upload"."""
+    path = Path(corpus)
+    if text is None or (path.is_file() and read_text(path) == text):
+        return registry.project_relative(path)
+    return "upload"
 
 
 def _log_run_setup(run_id, config: TrainConfig, trainer: Trainer, text: str, corpus_name) -> None:
