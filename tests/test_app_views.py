@@ -189,3 +189,15 @@ def test_look_inside_reads_a_generated_unk(use_store):
     assert page.count("<th>&lt;unk&gt;</th>") == 2
     with pytest.raises(gr.Error, match="zorblax"):
         app.gate_heatmap(use_store["gru"], "the <unk> zorblax")
+
+
+def test_train_api_keeps_its_inputs_and_adds_the_new_ones_last():
+    demo = app.build_demo()
+    train = next(fn for fn in demo.fns.values() if fn.api_name == "train")
+    labels = [block.label for block in train.inputs]
+    assert labels[:8] == ["Training text (.txt, UTF-8, up to 2 MB)", "Recipe", "Steps",
+                          "Hidden size", "Dropout", "Learning rate", "Run name", "Vocabulary cap"]
+    assert labels[8:] == ["Cell", "Optimizer", "Weight drop", "Locked dropout",
+                          "Embedding dropout", "AR", "TAR"]
+    names = {fn.api_name for fn in demo.fns.values()}
+    assert {"loss_curves", "overfitting_map", "gradient_flow"} <= names
