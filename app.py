@@ -31,12 +31,14 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from lstm_core.cells import CELLS  # noqa: E402
 from lstm_core.generate import SamplingConfig, encode_prompt, stream_ids  # noqa: E402
 from lstm_core.memorization import SourceIndex, analyze  # noqa: E402
 from lstm_core.model import LSTMLanguageModel, ModelConfig  # noqa: E402
 from lstm_core.text import PARAGRAPH, decode_text, detokenize, tokenize  # noqa: E402
+from lstm_core.vocab import UNK  # noqa: E402
 from training import registry  # noqa: E402
-from training.config import DEFAULT_CORPUS, RECIPES, TrainConfig  # noqa: E402
+from training.config import DEFAULT_CORPUS, OPTIMIZERS, RECIPES, TrainConfig  # noqa: E402
 from training.tracking import format_number  # noqa: E402
 
 MAX_LENGTH = 400  # words one request may generate
@@ -54,6 +56,7 @@ HEATMAP_UNITS = 6  # single cell units shown under the means
 MAX_UPLOAD_BYTES = 2_000_000
 MAX_STEPS, MAX_HIDDEN = 2000, 256  # the Train tab's steps and hidden size
 MIN_APP_VOCAB, MAX_APP_VOCAB = 100, 5000  # the Train tab's vocabulary cap (most frequent words)
+MAX_DROP, MAX_AR = 0.8, 10.0  # the Train tab's weight/embedding dropout and AR/TAR ceilings
 DEFAULT_APP_VOCAB = 2000
 MAX_PARAM_STEPS = 300_000_000  # model parameters x steps one app training may cost
 MAX_TRAIN_SECONDS = 600  # an app training is stopped (KILLED, checkpoint kept) after this long
@@ -375,7 +378,8 @@ def history(run_id: str) -> pd.DataFrame:
 
 
 def loss_curves(run_id: str | None):
-    """The run's train and validation loss by step, with the lowest validation loss marked."""
+    """The run's train and validation loss by step, with the lowest validation loss marked, and
+    its extractable memorization by step with the first step at 50% or more marked."""
     if not run_id:
         return pd.DataFrame(columns=["step", "value", "metric"]), "No run selected."
     curves = history(run_id)
@@ -405,7 +409,9 @@ def loss_curves(run_id: str | None):
         k, m = (params.get(f"memorization_{x}", "?") for x in ("prefix", "suffix"))
         note += (f"\n\nExtractable memorization: **{metrics['extractable_memorization']:.0%}** of "
                  f"tested source passages are continued exactly (given {k} words, the next {m}).")
-    return curves, note
+    memorized = memorization_curve(run_id)
+    curves = pd.concat([curves, memorized], ignore_index=True) if not memorized.empty else curves
+    return curves, note + reciting_note(memorized, run.data.params)
 
 
 def temperature_sweep(run_id: str, prompt: str, length: float = 60,
@@ -480,29 +486,68 @@ def _cell_color(value: float, signed: bool, scale: float) -> str:
     return "rgb({},{},{})".format(*(round(255 + (c - 255) * abs(x)) for c in target))
 
 
+# What "Look inside" draws for each cell: (label, recorded name, signed). Gates run from 0 to 1;
+# signed values (states, candidates) from negative to positive.
+INSIDE_ROWS = {
+    "lstm": [("input gate i", "input", False), ("forget gate f", "forget", False),
+             ("output gate o", "output", False), ("cell state c", "cell", True)],
+    "gru": [("reset gate r", "reset", False), ("update gate z", "update", False),
+            ("candidate n", "candidate", True), ("hidden state h", "hidden", True)],
+    "rnn": [("hidden state h", "hidden", True)],
+}
+STATE_OF = {"lstm": "cell", "gru": "hidden", "rnn": "hidden"}  # whose single units are shown
+
+
+def _merge_unk(tokens: list[str]) -> list[str]:
+    """Put back the <unk> a generated text holds: the words tokenizer splits it into <, unk, >."""
+    out: list[str] = []
+    for token in tokens:
+        out.append(token)
+        if out[-3:] == ["<", "unk", ">"]:
+            out[-3:] = [UNK]
+    return out
+
+
+def inside_ids(text: str, vocab) -> tuple[list[str], list[int]]:
+    """(tokens, ids) of a text to look inside. A capped vocabulary makes a model write <unk>:
+    that is read as the unknown-word id; any other unknown word is named, as for a prompt."""
+    tokens = _merge_unk([t for t in tokenize(text, vocab.scheme) if t])[:HEATMAP_MAX_WORDS]
+    if not tokens:
+        raise gr.Error("There is no text to look inside: generate one first (or type one).")
+    try:  # the library's one check, as for a prompt: unknown words are named
+        if UNK not in tokens:
+            return tokens, encode_prompt(text, vocab)[:HEATMAP_MAX_WORDS]
+        unknown = vocab.unknown_words(t for t in tokens if t != UNK)
+        if unknown:
+            encode_prompt(" ".join(unknown), vocab)  # raises, naming exactly those words
+        return tokens, vocab.encode(tokens, unknown="unk")
+    except ValueError as err:
+        raise gr.Error(public(str(err))) from None
+
+
 def gate_heatmap(run_id: str, text: str, layer: float = 1, unit: float = -1) -> str:
-    """An HTML heatmap of the input, forget and output gates and the cell state, word by word."""
+    """An HTML heatmap of the cell's gates and state, word by word: an LSTM's input, forget and
+    output gates and cell state; a GRU's reset and update gates, candidate and hidden state; a
+    plain RNN's hidden state (it has no gates)."""
     loaded = load(run_id)
     cfg = loaded.model.config
     layer = _number(layer, "Layer", 1, cfg.num_layers, whole=True)
     unit = _number(unit, "Unit", -1, cfg.hidden_size - 1, whole=True)
     # The generated text is a prompt plus up to MAX_LENGTH words; only the first words are drawn.
     text = check_prompt(text, "The text to look inside", MAX_PROMPT_WORDS + MAX_LENGTH)
-    tokens = [t for t in tokenize(text, loaded.vocab.scheme) if t][:HEATMAP_MAX_WORDS]
-    if not tokens:
-        raise gr.Error("There is no text to look inside: generate one first (or type one).")
-    try:  # the library's one check, as for a prompt: unknown words are named
-        ids = encode_prompt(text, loaded.vocab)[:HEATMAP_MAX_WORDS]
-    except ValueError as err:
-        raise gr.Error(public(str(err))) from None
+    tokens, ids = inside_ids(text, loaded.vocab)
     acts = {k: v[layer - 1] for k, v in  # each (T, H)
             loaded.model.inspect(torch.tensor([ids])).items()}
     pick = (lambda v: v.mean(-1)) if unit < 0 else (lambda v: v[:, unit])
-    rows = [("input gate i", pick(acts["input"]), False), ("forget gate f", pick(acts["forget"]), False),
-            ("output gate o", pick(acts["output"]), False), ("cell state c", pick(acts["cell"]), True)]
-    if unit < 0:  # a mean hides what single units do: add the cells that change most
-        busiest = acts["cell"].var(0).topk(min(HEATMAP_UNITS, cfg.hidden_size)).indices.tolist()
-        rows += [(f"cell c, unit {u}", acts["cell"][:, u], True) for u in busiest]
+    rows = [(label, pick(acts[name]), signed) for label, name, signed in INSIDE_ROWS[cfg.cell]]
+    state = STATE_OF[cfg.cell]
+    if unit < 0:  # a mean hides what single units do: add the states that change most
+        busiest = acts[state].var(0).topk(min(HEATMAP_UNITS, cfg.hidden_size)).indices.tolist()
+        rows += [(f"{state} {state[0]}, unit {u}", acts[state][:, u], True) for u in busiest]
+    return _heatmap_page(tokens, rows, cfg, layer, unit, state)
+
+
+def _heatmap_page(tokens, rows, cfg, layer: int, unit: int, state: str) -> str:
     head = "".join(f"<th>{html.escape('¶' if t == PARAGRAPH else t)}</th>" for t in tokens)
     body = []
     for label, values, signed in rows:
@@ -512,12 +557,13 @@ def gate_heatmap(run_id: str, text: str, layer: float = 1, unit: float = -1) -> 
                         f'{_cell_color(v, signed, scale)}">{v:.2f}</td>'
                         for t, v in zip(tokens, values, strict=True))
         body.append(f"<tr><th class='rowname'>{label}</th>{cells}</tr>")
-    what = (f"gates and cell state averaged over all {cfg.hidden_size} units, then the "
-            f"{HEATMAP_UNITS} units whose cell state varies most") if unit < 0 else f"unit {unit}"
-    return (f"<div class='gates'><p>Layer {layer}, {what}; first {len(tokens)} words. Gates run "
-            "from 0 (white: closed) to 1 (blue: open); a cell state is blue when positive, red "
-            f"when negative.</p><div class='scroll'><table><tr><th class='rowname'></th>{head}</tr>"
-            f"{''.join(body)}</table></div></div>")
+    shown = "gates and states" if cfg.cell != "rnn" else "the hidden state (a plain RNN has no gates)"
+    what = (f"{shown} averaged over all {cfg.hidden_size} units, then the {HEATMAP_UNITS} units "
+            f"whose {state} state varies most") if unit < 0 else f"unit {unit}"
+    return (f"<div class='gates'><p>{cfg.cell.upper()}, layer {layer}, {what}; first "
+            f"{len(tokens)} words. Gates run from 0 (white: closed) to 1 (blue: open); a state "
+            "is blue when positive, red when negative.</p><div class='scroll'><table><tr>"
+            f"<th class='rowname'></th>{head}</tr>{''.join(body)}</table></div></div>")
 
 
 def gates_after_generate(run_id: str, text: str, layer: float, unit: float):
@@ -525,6 +571,256 @@ def gates_after_generate(run_id: str, text: str, layer: float, unit: float):
         return gate_heatmap(run_id, text, layer, unit)
     except gr.Error:
         return gr.skip()
+
+
+# ----------------------------------------------------------------------------------------------
+# Memorization while training, the overfitting map and gradient flow (#13, #14). The charts are
+# matplotlib Figures (no pyplot: no global state shared between the app's threads).
+
+MEMORIZATION = "extractable_memorization"
+RECITING = 0.5  # "starts reciting": the first evaluation at which half the passages are recited
+MAP_COLOR_BY = ("recipe", "cell")
+# Params the map's hover shows when they differ between runs (all of them when only one run).
+MAP_SETTINGS = ("cell", "recipe", "optimizer", "steps", "hidden_size", "dropout", "weight_drop",
+                "locked_dropout", "embed_dropout", "ar", "tar", "lr", "max_vocab")
+MAP_COLUMNS = ["held_out_perplexity", "memorization", "group", "name", "run", "settings", "run_id"]
+CELL_COLORS = {"lstm": "tab:blue", "gru": "tab:green", "rnn": "tab:red"}
+FLOW_DISTANCES = (10, 20, 40)
+NO_MAP = ("**No run to map yet.** Each point is a finished run with held-out text. Train a few in "
+          "the **Train** tab, or a grid with `python -m training.sweep --dropout 0 0.4 "
+          "--weight-drop 0 0.5`.")
+
+
+def memorization_curve(run_id: str) -> pd.DataFrame:
+    """The run's extractable memorization at every evaluation (step, value, metric).
+
+    The last step carries two values: the evaluation's, then (logged after training) the saved
+    model's; the curve keeps the first. A run logged before #13 has only the final value, and
+    so no curve.
+    """
+    from mlflow.tracking import MlflowClient
+
+    registry.open_store()
+    try:
+        history = MlflowClient().get_metric_history(run_id, MEMORIZATION)
+    except Exception as err:  # MLflow errors for unknown or malformed ids
+        raise gr.Error(public(f"Cannot read the metrics of run {run_id!r}: {err}")) from None
+    first: dict[int, float] = {}
+    for metric in sorted(history, key=lambda m: (m.step, m.timestamp)):
+        first.setdefault(metric.step, metric.value)
+    if len(first) < 2:
+        return pd.DataFrame(columns=["step", "value", "metric"])
+    return pd.DataFrame({"step": list(first), "value": list(first.values()),
+                         "metric": MEMORIZATION})
+
+
+def reciting_step(memorized: pd.DataFrame) -> int | None:
+    """The first step at which at least RECITING of the sampled passages are recited."""
+    over = memorized[memorized["value"] >= RECITING]
+    return int(over["step"].min()) if not over.empty else None
+
+
+def reciting_note(memorized: pd.DataFrame, params: dict) -> str:
+    if memorized.empty:
+        return ""
+    sample = params.get("memorization_sample", "?")
+    step = reciting_step(memorized)
+    if step is None:
+        peak = memorized.loc[memorized["value"].idxmax()]
+        return (f"\n\nWhile training (right axis, {sample} training passages at each evaluation), "
+                f"memorization stays below {RECITING:.0%}: at most {peak.value:.0%}, at step "
+                f"{int(peak.step)}.")
+    return (f"\n\n**Starts reciting at step {step}**: from there at least {RECITING:.0%} of "
+            f"{sample} sampled training passages are continued exactly (the dashed red line; "
+            "memorization is on the right axis).")
+
+
+def loss_figure(curves: pd.DataFrame, title: str):
+    """Train and validation loss (left axis) and memorization (right axis) against the step."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 3.8), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    for metric, color in (("train_loss", "tab:blue"), ("val_loss", "tab:orange")):
+        part = curves[curves["metric"] == metric]
+        axes.plot(part["step"], part["value"], color=color, label=metric.replace("_", " "))
+    lowest = curves[curves["metric"] == "lowest val loss"]
+    if not lowest.empty:
+        step = lowest["step"].iloc[0]
+        axes.axvline(step, color="tab:orange", linestyle=":", label=f"lowest val loss ({step:g})")
+    axes.set(xlabel="training step", ylabel="cross-entropy loss", title=title)
+    axes.grid(alpha=0.3)
+    memorized = curves[curves["metric"] == MEMORIZATION]
+    handles, labels = axes.get_legend_handles_labels()
+    if not memorized.empty:
+        right = axes.twinx()
+        right.plot(memorized["step"], memorized["value"] * 100, color="tab:red", marker=".",
+                   label="extractable memorization")
+        step = reciting_step(memorized)
+        if step is not None:
+            right.axvline(step, color="tab:red", linestyle="--", label=f"starts reciting ({step})")
+        right.set(ylim=(0, 100), ylabel="training passages recited (%)")
+        more = right.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    axes.legend(handles, labels, loc="upper right", fontsize=8)
+    return figure
+
+
+def loss_chart(run_id: str | None):
+    """The Loss tab's chart: loss_curves's numbers and note, and the figure drawn from them."""
+    curves, note = loss_curves(run_id)
+    if curves.empty:
+        return curves, note, None
+    return curves, note, loss_figure(curves, f"Run {run_id[:8]}")
+
+
+def _settings(params: dict, keys: list[str]) -> str:
+    return ", ".join(f"{k}={params[k]}" for k in keys if k in params)
+
+
+def overfitting_map(color_by: str = "recipe"):
+    """Every finished run with held-out text as one point: held-out perplexity across,
+    extractable memorization up, colored by recipe or cell.
+
+    Returns the points (held_out_perplexity, memorization, group, name, run, settings,
+    run_id), a note, and the points again for the table under the map. Runs without
+    validation (the seed recipe's default) are left out and counted in the note.
+    """
+    from training.sweep import sweep_points
+
+    if color_by not in MAP_COLOR_BY:
+        raise gr.Error(f"Color by must be one of {', '.join(MAP_COLOR_BY)}, got {_shown(color_by)}")
+    try:
+        runs = sweep_points()
+    except Exception as err:  # MLflow raises several types for an unreachable store
+        raise gr.Error(public(f"Cannot read the run store {registry.tracking_uri()}: {err}")) from None
+    usable = runs.dropna(subset=["held_out_perplexity", MEMORIZATION])
+    if usable.empty:
+        empty = pd.DataFrame(columns=MAP_COLUMNS)
+        return empty, NO_MAP, empty
+    params = list(usable["params"])
+    keys = [k for k in MAP_SETTINGS if len(params) == 1 or len({p.get(k) for p in params}) > 1]
+    points = pd.DataFrame({
+        "held_out_perplexity": usable["held_out_perplexity"].round(1),
+        "memorization": usable[MEMORIZATION].round(3),
+        "group": [p.get(color_by) or ("lstm" if color_by == "cell" else "?") for p in params],
+        "name": usable["name"], "run": usable["run_id"].str[:8],
+        "settings": [_settings(p, keys) for p in params], "run_id": usable["run_id"],
+    }, columns=MAP_COLUMNS).reset_index(drop=True)
+    left_out = len(runs) - len(usable)
+    note = (f"**{len(points)} run(s)**, one point each: further right is worse on held-out text, "
+            "higher recites more of its training text. Hover a point for its settings; drag "
+            "across points (or click a row below) to load a run.")
+    if left_out:
+        note += f" {left_out} finished run(s) without held-out text are left out."
+    return points, note, points
+
+
+def pick_from_map(points: pd.DataFrame | None, evt: gr.SelectData):
+    """Load the run picked on the map: a dragged range of perplexities selects the point
+    nearest its middle; a clicked row of the table selects that row's run.
+
+    points: the table of overfitting_map's points. Returns (run picker value, note)."""
+    if points is None or len(points) == 0:
+        return gr.skip(), gr.skip()
+    if evt.row_value is not None:  # a row of the table (its last column is the run id)
+        run_id = str(evt.row_value[-1])
+    else:
+        low, high = sorted(float(x) for x in evt.index)
+        inside = points[points["held_out_perplexity"].between(low, high)]
+        if inside.empty:
+            return gr.skip(), "No run in the range you dragged across; try a wider one."
+        middle = (inside["held_out_perplexity"] - (low + high) / 2).abs()
+        run_id = str(inside.loc[middle.idxmin(), "run_id"])
+    return run_id, f"Loaded run `{html.escape(run_id[:8])}`: it is selected at the top."
+
+
+def flow_if_run(run_id: str | None):
+    """gradient_flow_view when a run is selected (on opening the tab); nothing otherwise."""
+    return gradient_flow_view(run_id) if run_id else (gr.skip(), gr.skip(), gr.skip())
+
+
+def _flow_passages(loaded: registry.LoadedRun) -> torch.Tensor:
+    """The passages training logs gradient flow on: spread evenly over the run's own text."""
+    from training.tracking import FLOW_LENGTH, FLOW_PASSAGES
+
+    ids = torch.tensor(loaded.vocab.encode(loaded.source_tokens, unknown="unk"))
+    length = min(FLOW_LENGTH, len(ids) - 1)
+    starts = torch.linspace(0, len(ids) - length - 1, FLOW_PASSAGES).long().unique()
+    return torch.stack([ids[s:s + length + 1] for s in starts])
+
+
+@lru_cache(maxsize=8)
+def untrained_flows(run_id: str) -> dict[str, dict]:
+    """Gradient flow of untrained LSTM, GRU and RNN models the size of the run's model (equal
+    parameter count, its vocabulary), on the run's text."""
+    from lstm_core.gradient_flow import equal_size_models, gradient_flow
+
+    loaded = load(run_id)
+    passages = _flow_passages(loaded)
+    models = equal_size_models(loaded.model.config, seed=0)
+    return {cell: gradient_flow(model, passages) for cell, model in models.items()}
+
+
+def trained_flow(run_id: str) -> dict | None:
+    """The run's own logged gradient_flow.json, or None (runs from before #14 have none)."""
+    import json
+
+    from training.tracking import GRADIENT_FLOW_FILE
+
+    try:
+        path = registry.artifact_path(run_id, GRADIENT_FLOW_FILE)
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    except Exception:  # a remote store raises when the file is not there
+        return None
+
+
+def flow_figure(curves: dict[str, dict], title: str):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 3.8), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    for label, (flow, color, style) in curves.items():
+        axes.semilogy(flow["distance"], flow["grad_norm"], color=color, linestyle=style,
+                      label=label)
+    axes.set(xlabel="distance back from the last word (steps)", title=title,
+             ylabel="|d loss / d input|, 1 at distance 0")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    return figure
+
+
+def gradient_flow_view(run_id: str | None):
+    """How far back a gradient reaches: untrained LSTM, GRU and RNN at the selected run's size
+    (dashed), and the run itself after training (solid) when it logged its gradient flow.
+
+    Returns the figure, a note, and a table of the curves at distances 10, 20 and 40.
+    """
+    from lstm_core.gradient_flow import at_distances
+
+    if not run_id:
+        raise gr.Error("No run selected. Pick one at the top, or train one in the Train tab.")
+    loaded = load(run_id)
+    cell = loaded.model.config.cell
+    curves = {f"{c} untrained": (flow, CELL_COLORS[c], "--")
+              for c, flow in untrained_flows(loaded.run_id).items()}
+    trained = trained_flow(loaded.run_id)
+    if trained is not None:
+        curves[f"this run ({cell}), trained"] = (trained, CELL_COLORS[cell], "-")
+    rows = [{"curve": label, **{f"distance {d}": f"{v:.2g}" for d, v in
+                                at_distances(flow, FLOW_DISTANCES).items()}}
+            for label, (flow, _, _) in curves.items()]
+    untrained = untrained_flows(loaded.run_id)
+    at20 = {c: at_distances(f, (20,)).get(20) for c, f in untrained.items()}
+    note = (f"Untrained models of **{loaded.model.num_parameters():,} parameters** each (the "
+            "run's size and vocabulary), reading passages of its text.")
+    if None not in at20.values():
+        note += (f" Twenty words back, the untrained RNN keeps **{at20['rnn']:.1g}** of the "
+                 f"gradient, the GRU {at20['gru']:.1g}, the LSTM {at20['lstm']:.1g}.")
+    note += (" The solid line is the run itself after training." if trained is not None else
+             " This run logged no gradient flow (it predates #14), so only untrained curves show.")
+    title = f"Gradient flow, log scale (run {loaded.run_id[:8]}, a {cell.upper()})"
+    return flow_figure(curves, title), note, pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -561,11 +857,21 @@ def read_upload(path: str | None) -> tuple[str, str]:
         raise gr.Error(html.escape(str(err))) from None
 
 
-def train_config(recipe: str, steps, hidden_size, dropout, lr,
-                 max_vocab=DEFAULT_APP_VOCAB) -> TrainConfig:
-    """The run's config from the Train tab's controls, each checked against the app's limits."""
+def train_config(recipe: str, steps, hidden_size, dropout, lr, max_vocab=DEFAULT_APP_VOCAB,
+                 cell="lstm", optimizer=None, weight_drop=0.0, locked_dropout=False,
+                 embed_dropout=0.0, ar=0.0, tar=0.0) -> TrainConfig:
+    """The run's config from the Train tab's controls, each checked against the app's limits.
+
+    optimizer None (or "") keeps the recipe's own; the regularizers default to off.
+    """
     if recipe not in RECIPES:
         raise gr.Error(f"Recipe must be one of {', '.join(RECIPES)}, got {_shown(recipe)}")
+    if cell not in CELLS:
+        raise gr.Error(f"Cell must be one of {', '.join(CELLS)}, got {_shown(cell)}")
+    if optimizer not in (None, "", *OPTIMIZERS):
+        raise gr.Error(f"Optimizer must be one of {', '.join(OPTIMIZERS)}, got {_shown(optimizer)}")
+    if locked_dropout not in (True, False, None):
+        raise gr.Error(f"Locked dropout must be true or false, got {_shown(locked_dropout)}")
     steps = _number(steps, "Steps", 10, MAX_STEPS, whole=True)
     hidden = _number(hidden_size, "Hidden size", 8, MAX_HIDDEN, whole=True)
     try:
@@ -573,7 +879,11 @@ def train_config(recipe: str, steps, hidden_size, dropout, lr,
             recipe, steps=steps, hidden_size=hidden, embed_dim=hidden,
             dropout=_number(dropout, "Dropout", 0, 0.8), lr=_number(lr, "Learning rate", 1e-5, 100),
             max_vocab=_number(max_vocab, "Vocabulary cap", MIN_APP_VOCAB, MAX_APP_VOCAB, whole=True),
-            eval_interval=max(10, steps // 20))
+            eval_interval=max(10, steps // 20), cell=cell, optimizer=optimizer or None,
+            weight_drop=_number(weight_drop, "Weight drop", 0, MAX_DROP),
+            locked_dropout=bool(locked_dropout),
+            embed_dropout=_number(embed_dropout, "Embedding dropout", 0, MAX_DROP),
+            ar=_number(ar, "AR", 0, MAX_AR), tar=_number(tar, "TAR", 0, MAX_AR))
     except ValueError as err:
         raise gr.Error(public(str(err))) from None
 
@@ -583,7 +893,8 @@ def model_parameters(config: TrainConfig, vocab_size: int) -> int:
     with torch.device("meta"):
         model = LSTMLanguageModel(ModelConfig(
             vocab_size=vocab_size, embed_dim=config.embed_dim, hidden_size=config.hidden_size,
-            num_layers=config.num_layers, dropout=config.dropout, tie_weights=config.tie_weights))
+            num_layers=config.num_layers, dropout=config.dropout, tie_weights=config.tie_weights,
+            cell=config.cell))
     return sum(p.numel() for p in model.parameters())
 
 
@@ -600,12 +911,12 @@ def check_cost(config: TrainConfig, text: str) -> int:
 
 
 def recipe_defaults(recipe: str):
-    """The recipe's own dropout and learning rate, and a default run name.
+    """The recipe's own dropout, learning rate and optimizer, and a default run name.
 
     The seed recipe uses Adam at 0.005 and no dropout; the windows recipe plain SGD at 20.
     """
     config = TrainConfig.for_recipe(recipe if recipe in RECIPES else "windows")
-    return config.dropout, config.lr, gr.Textbox(placeholder=f"app-{recipe}")
+    return config.dropout, config.lr, gr.Textbox(placeholder=f"app-{recipe}"), config.optimizer
 
 
 def check_run_name(run_name, recipe: str) -> str:
@@ -690,10 +1001,17 @@ def _end_job() -> None:
 
 def train(upload: str | None, recipe: str = "windows", steps: float = 300,
           hidden_size: float = 64, dropout: float = 0.4, lr: float = 20.0, run_name: str = "",
-          max_vocab: float = DEFAULT_APP_VOCAB, request: gr.Request = None,
+          max_vocab: float = DEFAULT_APP_VOCAB, cell: str = "lstm", optimizer: str | None = None,
+          weight_drop: float = 0.0, locked_dropout: bool = False, embed_dropout: float = 0.0,
+          ar: float = 0.0, tar: float = 0.0, request: gr.Request = None,
           progress=gr.Progress()):  # noqa: B008
-    """Train a run on the uploaded text (or the default corpus), log it to MLflow, select it."""
-    config = train_config(recipe, steps, hidden_size, dropout, lr, max_vocab)
+    """Train a run on the uploaded text (or the default corpus), log it to MLflow, select it.
+
+    cell: "lstm", "gru" or "rnn"; optimizer: "sgd", "adam" or "ntasgd" (empty: the recipe's);
+    weight_drop, embed_dropout (0 to 0.8), locked_dropout, ar, tar (0 to 10): the regularizers.
+    """
+    config = train_config(recipe, steps, hidden_size, dropout, lr, max_vocab, cell, optimizer,
+                          weight_drop, locked_dropout, embed_dropout, ar, tar)
     name = check_run_name(run_name, recipe)
     text, corpus_name = read_upload(upload)
     params = check_cost(config, text)
@@ -777,8 +1095,10 @@ def build_demo() -> gr.Blocks:
         about_tab,
         compare_tab,
         generate_tab,
+        gradient_tab,
         inside_tab,
         loss_tab,
+        map_tab,
         runs_header,
         train_tab,
     )
@@ -791,6 +1111,8 @@ def build_demo() -> gr.Blocks:
             loss_tab.build(header.run, generate.prompt, generate.length)
             compare = compare_tab.build()
             inside_tab.build(header.run, generate)
+            map_tab.build(header.run)
+            gradient_tab.build(header.run)
             run_outputs = [header.run, header.table, compare.picker, header.notice]
             train_tab.build(run_outputs)
             about_tab.build()

@@ -339,6 +339,10 @@ def test_the_demo_recipe_builds_a_relative_store_that_loads_anywhere(tmp_path, m
     monkeypatch.setattr(demo, "DEMO_RUNS", {
         "demo-seed": TrainConfig.for_recipe("seed", tokenizer="words", val_fraction=0.1, **tiny),
         "demo-windows": TrainConfig.for_recipe("windows", **tiny)})
+    monkeypatch.setattr(demo, "DEMO_SWEEP", {"dropout": [0.0, 0.4]})
+    monkeypatch.setattr(demo, "SWEEP_SETTINGS", tiny)
+    monkeypatch.setattr(demo, "CELL_RUNS", {f"demo-{c}": TrainConfig.for_recipe(
+        "windows", cell=c, **tiny) for c in ("gru", "rnn")})
     monkeypatch.setattr(registry, "COMMITTED_STORE", tmp_path / "mlruns")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "unused")  # demo.main sets it; restored after
     assert demo.main() == 0
@@ -354,6 +358,15 @@ def test_the_demo_recipe_builds_a_relative_store_that_loads_anywhere(tmp_path, m
     seed = registry.resolve_run_id("lighthouse@reciter")
     assert registry.load_run(seed).name == "demo-seed"
     assert "recites" in mlflow.get_run(seed).data.tags["mlflow.note.content"]
+    runs = registry.list_runs()  # the map's sweep and the other cells, demo-windows the newest
+    assert {"demo-sweep", "demo-gru", "demo-rnn"} <= set(runs["name"])
+    assert runs["name"].iloc[0] == "demo-windows"
+    assert set(runs["cell"]) == {"lstm", "gru", "rnn"}
+    from training.sweep import sweep_points
+
+    parent = runs.loc[runs["name"] == "demo-sweep", "run_id"].iloc[0]
+    assert len(sweep_points(parent)) == 2
+    assert not list(built.rglob(registry.LAST_FILE))  # no optimizer states in the committed store
     text = mlflow.pyfunc.load_model("models:/lighthouse@generalizer").predict(
         pd.DataFrame({"prompt": ["the"], "length": [2]}))[0]
     assert text.startswith("the")

@@ -9,7 +9,14 @@ first start:
   best-validation checkpoint). It generalizes better: lower validation loss. Registered as
   ``lighthouse@generalizer``.
 
-Both use the ``words`` tokenizer and hold out the same last 10% of the text, so their
+Beside them, trained first so that ``demo-windows`` stays the newest demo run (the app's default):
+
+- ``demo-sweep``: a small grid (dropout x weight drop, a small hidden size) as nested runs under
+  one parent (``training.sweep``), so the app's overfitting map is not empty on first start.
+- ``demo-gru`` and ``demo-rnn``: one small run per other cell, so the app's gradient-flow view
+  has trained curves of all three cells (the LSTM's is ``demo-windows``).
+
+All use the ``words`` tokenizer and hold out the same last 10% of the text, so their
 validation losses are comparable. To keep the committed store small, the demo runs ship their
 best weights (model.pt) but not last.pt (the optimizer state that --resume needs).
 
@@ -38,11 +45,18 @@ DEMO_RUNS = {
                                         eval_interval=25),
     "demo-windows": TrainConfig.for_recipe("windows"),
 }
+# The overfitting map's first points: every combination, each child a windows-recipe run.
+DEMO_SWEEP = {"dropout": [0.0, 0.4], "weight_drop": [0.0, 0.5]}
+SWEEP_SETTINGS = dict(steps=300, embed_dim=32, hidden_size=32)  # shared by every sweep run
+CELL_RUNS = {f"demo-{cell}": TrainConfig.for_recipe("windows", cell=cell, embed_dim=64,
+                                                    hidden_size=64) for cell in ("gru", "rnn")}
 ALIASES = {"demo-seed": ("lighthouse", "reciter"), "demo-windows": ("lighthouse", "generalizer")}
 WHAT_IT_SHOWS = {
     "demo-seed": "the write-up's recipe (prefix pairs, Adam, no dropout) memorizes: it recites",
     "demo-windows": "every position scored, SGD, dropout 0.4, best-validation weights: "
                     "lower validation loss, copies less",
+    "demo-gru": "a GRU written like the LSTM (two gates, no cell state), for the gradient-flow view",
+    "demo-rnn": "a plain tanh RNN, whose gradient fades with distance, for the gradient-flow view",
 }
 
 
@@ -55,6 +69,30 @@ def describe(name: str, run) -> str:
             f"{m['sample_copied_4gram_fraction']:.0%} of a greedy sample's 4-grams copied)")
 
 
+def _without_last(run_id: str) -> None:
+    """Drop last.pt (the optimizer state --resume needs) to keep the committed store small."""
+    (registry.local_artifact_dir(run_id) / registry.LAST_FILE).unlink(missing_ok=True)
+
+
+def train_map_runs() -> None:
+    """The sweep (nested runs under demo-sweep) and one run per other cell."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from training.sweep import run_sweep, sweep_points
+    from training.tracking import train_run
+
+    print(f"training demo-sweep ({' x '.join(f'{k} {v}' for k, v in DEMO_SWEEP.items())})")
+    parent = run_sweep(DEMO_SWEEP, SWEEP_SETTINGS, name="demo-sweep")
+    for run_id in sweep_points(parent)["run_id"]:
+        _without_last(run_id)
+    for name, config in CELL_RUNS.items():
+        print(f"training {name} ({config.cell}, {config.steps} steps)")
+        run_id = train_run(config, run_name=name)
+        _without_last(run_id)
+        MlflowClient().set_tag(run_id, "mlflow.note.content", describe(name, mlflow.get_run(run_id)))
+
+
 def train_demo_runs() -> None:
     """Train, describe and register every demo run into the current (fresh) store."""
     import mlflow
@@ -62,10 +100,11 @@ def train_demo_runs() -> None:
 
     from training.tracking import train_run
 
+    train_map_runs()  # first: the app's default run is the newest demo run, demo-windows
     for name, config in DEMO_RUNS.items():
         print(f"training {name} ({config.recipe} recipe, {config.steps} steps)")
         run_id = train_run(config, run_name=name)
-        (registry.local_artifact_dir(run_id) / registry.LAST_FILE).unlink(missing_ok=True)
+        _without_last(run_id)
         MlflowClient().set_tag(run_id, "mlflow.note.content", describe(name, mlflow.get_run(run_id)))
         model, alias = ALIASES[name]
         registry.register_run_model(run_id, model, alias)

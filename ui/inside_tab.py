@@ -1,4 +1,5 @@
-"""The Look inside tab: the gates and cell state, word by word, of the last generated text."""
+"""The Look inside tab: the gates and states, word by word, of the last generated text (an LSTM's
+input, forget and output gates and cell state; a GRU's reset and update gates; an RNN's h)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ def build(run: gr.Dropdown, generate: GenerateTab) -> None:
                     "(drawn after each generation).")
         with gr.Row():
             layer = fields.number(value=1, precision=0, minimum=1, label="Layer",
-                                  info="Which LSTM layer (1 = nearest the words).")
+                                  info="Which layer (1 = nearest the words).")
             unit = fields.number(value=-1, precision=0, minimum=-1, label="Unit",
-                                 info="-1 = mean over all units; 0, 1, … = one unit of the cell.")
+                                 info="-1 = mean over all units; 0, 1, … = one unit of the state.")
             button = gr.Button("Show the gates", elem_id="gates-btn")
         gates = gr.HTML(elem_id="gates")
     inputs = [run, generate.out, layer, unit]

@@ -1,4 +1,5 @@
-"""The Loss & temperature tab: the run's loss curves, and copying measured against temperature."""
+"""The Loss & temperature tab: the run's loss and memorization curves, and copying measured
+against temperature."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import app
 
 def build(run: gr.Dropdown, prompt: gr.Textbox, length: gr.Slider) -> None:
     with gr.Tab("Loss & temperature", id="loss"):
-        loss_plot = gr.LinePlot(x="step", y="value", color="metric", height=320,
-                                title="Loss by training step", y_title="cross-entropy loss",
-                                elem_id="loss-plot")
+        # One chart, two axes (a LinePlot has only one): loss left, memorization right.
+        loss_plot = gr.Plot(label="Loss and memorization by training step", elem_id="loss-plot")
         loss_note = gr.Markdown()
+        with gr.Accordion("The numbers behind the chart", open=False):
+            loss_data = gr.Dataframe(interactive=False, max_height=300, elem_id="loss-data")
         gr.Markdown("**Memorization against temperature**: a few samples per temperature from the "
                     "prompt and length on the Generate tab.")
         sweep_btn = gr.Button(f"Measure copying at temperatures {app.SWEEP_TEMPERATURES[0]:g} … "
@@ -21,7 +23,7 @@ def build(run: gr.Dropdown, prompt: gr.Textbox, length: gr.Slider) -> None:
                                  y_lim=[0, 1], title="Copying against temperature",
                                  elem_id="sweep-plot")
         sweep_note = gr.Markdown()
-    run.change(app.loss_curves, run, [loss_plot, loss_note], api_name="loss_curves",
+    run.change(app.loss_chart, run, [loss_data, loss_note, loss_plot], api_name="loss_curves",
                **app.COMPUTE_SLOT)
     sweep_btn.click(app.temperature_sweep, [run, prompt, length], [sweep_plot, sweep_note],
                     api_name="temperature_sweep", show_progress_on=sweep_plot, **app.COMPUTE_SLOT)

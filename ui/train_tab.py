@@ -5,7 +5,8 @@ from __future__ import annotations
 import gradio as gr
 
 import app
-from training.config import DEFAULT_CORPUS, RECIPES, TrainConfig
+from lstm_core.cells import CELLS
+from training.config import DEFAULT_CORPUS, OPTIMIZERS, RECIPES, TrainConfig
 from ui import fields
 
 SEED, WINDOWS = TrainConfig.for_recipe("seed"), TrainConfig.for_recipe("windows")
@@ -28,7 +29,7 @@ def _model_and_steps() -> list[gr.components.Component]:
                           elem_id="train-steps",
                           info="Optimizer steps; 300 take a minute or two on two CPUs.")
     hidden = fields.slider(16, app.MAX_HIDDEN, value=64, step=16, label="Hidden size",
-                           info="LSTM state size (also the word-vector size).")
+                           info="State size of the cell (also the word-vector size).")
     dropout = fields.slider(0, 0.8, value=0.4, step=0.05, label="Dropout",
                             info="Randomly zeroes activations while training; fights "
                                  "memorization.")
@@ -40,6 +41,33 @@ def _model_and_steps() -> list[gr.components.Component]:
                               elem_id="max-vocab",
                               info="Keep the N most frequent words; rarer ones become <unk>.")
     return [steps, hidden, dropout, lr, max_vocab]
+
+
+def _cell_and_optimizer() -> list[gr.components.Component]:
+    cell = gr.Radio(list(CELLS), value="lstm", label="Cell", elem_id="train-cell",
+                    info="lstm: gates and a cell state; gru: two gates, no cell state; "
+                         "rnn: a plain tanh RNN (its gradient fades: see Gradient flow).")
+    optimizer = gr.Radio(list(OPTIMIZERS), value=WINDOWS.optimizer, label="Optimizer",
+                         elem_id="train-optimizer",
+                         info="ntasgd: SGD, then averages the weights once validation stalls "
+                              "(AWD-LSTM's NT-ASGD).")
+    return [cell, optimizer]
+
+
+def _regularizers() -> list[gr.components.Component]:
+    """The AWD-LSTM regularizers (docs/guide.md has a section on each), all off by default."""
+    weight_drop = fields.slider(0, app.MAX_DROP, value=0, step=0.05, label="Weight drop",
+                                elem_id="train-weight-drop",
+                                info="DropConnect on the hidden-to-hidden weights.")
+    locked = gr.Checkbox(value=False, label="Locked dropout", elem_id="train-locked",
+                         info="The same dropout mask at every time step of a sequence.")
+    embed_dropout = fields.slider(0, app.MAX_DROP, value=0, step=0.05, label="Embedding dropout",
+                                  info="Drops whole words from the embedding matrix.")
+    ar = fields.number(value=0, minimum=0, maximum=app.MAX_AR, label="AR",
+                       info="Penalty on the size of h (0 = off; AWD-LSTM used 2).")
+    tar = fields.number(value=0, minimum=0, maximum=app.MAX_AR, label="TAR",
+                        info="Penalty on h's change between steps (0 = off; AWD-LSTM used 1).")
+    return [weight_drop, locked, embed_dropout, ar, tar]
 
 
 def limits_text() -> str:
@@ -62,14 +90,21 @@ def build(run_outputs: list[gr.components.Component]) -> None:
                 upload, recipe, run_name = _text_and_recipe()
             with gr.Column():
                 steps, hidden, dropout, lr, max_vocab = _model_and_steps()
+        cell, optimizer = _cell_and_optimizer()
+        with gr.Accordion("Regularizers (AWD-LSTM)", open=False):
+            with gr.Row():
+                regularizers = _regularizers()
         with gr.Row():
             button = gr.Button("Train", variant="primary", elem_id="train-btn")
             stop = gr.Button("Stop", variant="stop", elem_id="stop-btn")
         status = gr.Textbox(label="Progress", interactive=False, elem_id="train-status",
                             value="The progress bar and the latest loss show here.")
         log = gr.Textbox(label="Training log", lines=8, interactive=False, elem_id="train-log")
-    button.click(app.train, [upload, recipe, steps, hidden, dropout, lr, run_name, max_vocab],
+    # New inputs go last, so callers of the API who pass the first eight keep working.
+    button.click(app.train, [upload, recipe, steps, hidden, dropout, lr, run_name, max_vocab,
+                             cell, optimizer, *regularizers],
                  [*run_outputs, status, log], api_name="train", show_progress_on=status,
                  concurrency_limit=2)  # a second caller gets app.BUSY at once, not a wait
     stop.click(app.stop_training, None, status, api_name="stop_training", concurrency_limit=None)
-    recipe.change(app.recipe_defaults, recipe, [dropout, lr, run_name], api_visibility="private")
+    recipe.change(app.recipe_defaults, recipe, [dropout, lr, run_name, optimizer],
+                  api_visibility="private")
