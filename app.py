@@ -15,6 +15,8 @@ import bisect
 import html
 import math
 import os
+import re
+import shlex
 import shutil
 import signal
 import sys
@@ -72,6 +74,10 @@ SPAN_COLUMNS = ["copied text", "words", "where in the source", "the source there
 _TRAIN_LOCK = threading.Lock()  # one training at a time on a shared machine
 QUEUE_MAX_SIZE = 24  # requests waiting at once; past that a caller is told the queue is full
 COMPUTE_SLOT = dict(concurrency_id="compute", concurrency_limit=2)  # generate, sweep, gates, compare
+FULL_RUN_ID = re.compile(r"[0-9a-f]{32}")  # MLflow's run ids; anything else is resolved first
+LOOP_REPEATED = 0.25  # a text repeating this share of its own 4-grams or more is read as looping
+LONG_SPAN = 12  # a copied span this long (words) is recitation, whatever else the text does
+MAX_PASSAGES_LISTED = 12  # copied spans named in the "which source passages" line
 
 
 # ----------------------------------------------------------------------------------------------
@@ -85,7 +91,7 @@ def run_choices(runs: pd.DataFrame) -> list[tuple[str, str]]:
     status: its last checkpoint is still there to use.
     """
     rows = runs[runs["status"] != "RUNNING"].fillna({"name": "(unnamed)", "recipe": "?"})
-    return [(f"{r.name or '(unnamed)'} · {r.recipe or '?'}"
+    return [(f"{r.name or '(unnamed)'} · {r.recipe or '?'} · {getattr(r, 'cell', None) or 'lstm'}"
              + (f" · val loss {r.val_loss:.2f}" if pd.notna(r.val_loss) else "")
              + (f" · {str(r.status).lower()}" if r.status != "FINISHED" else "")
              + f" · {r.run_id[:8]}", r.run_id) for r in rows.itertuples()]
@@ -118,23 +124,50 @@ def list_runs() -> pd.DataFrame:
         raise gr.Error(public(f"Cannot read the run store {registry.tracking_uri()}: {err}")) from None
 
 
+def model_choices() -> list[tuple[str, str]]:
+    """(``name@alias``, ``models:/name@alias``) for every registered model's alias."""
+    try:
+        return registry.registered_models()
+    except Exception:  # a store without a model registry still lists its runs
+        return []
+
+
 def refresh_runs(selected: str | None = None):
-    """Re-read the store: (run selector, runs table, compare selector, empty-store notice)."""
+    """Re-read the store: (run selector, runs table, compare selector, empty-store notice).
+
+    The selector lists registered models (``name@alias``) first, then every usable run.
+    """
     runs = list_runs()
     choices = run_choices(runs)
     ids = [run_id for _, run_id in choices]
-    value = selected if selected in ids else default_run(runs[runs["run_id"].isin(ids)])
-    return (gr.Dropdown(choices=choices, value=value), runs_table(runs),
+    models = model_choices() if ids else []
+    values = ids + [uri for _, uri in models]
+    value = selected if selected in values else default_run(runs[runs["run_id"].isin(ids)])
+    return (gr.Dropdown(choices=models + choices, value=value), runs_table(runs),
             gr.Dropdown(choices=choices, value=ids[:2], multiselect=True),
             gr.Markdown(EMPTY_STORE if not ids else "", visible=not ids))
 
 
-def load(run_id: str | None) -> registry.LoadedRun:
-    """The run's model, vocabulary and source text (cached by the registry)."""
-    if not run_id:
+def resolve(reference: str | None) -> str:
+    """The full run id behind a picker value or an API input: a run id, a unique id prefix, a
+    unique run name or a model URI (``models:/NAME@ALIAS``). One clear line otherwise."""
+    if not reference or not str(reference).strip():
         raise gr.Error("No run selected. Pick one at the top, or train one in the Train tab.")
+    reference = str(reference).strip()
+    if FULL_RUN_ID.fullmatch(reference):
+        return reference  # the picker's own values: no look-up (load_run says if it is unknown)
     try:
-        return registry.load_run(str(run_id))
+        return registry.resolve_run_id(reference)
+    except ValueError as err:  # unknown, ambiguous (candidates listed), or not a model URI
+        raise gr.Error(public(str(err))) from None
+
+
+def load(run_id: str | None) -> registry.LoadedRun:
+    """The run's model, vocabulary and source text (cached by the registry). ``run_id`` may be
+    anything ``resolve`` accepts; the loaded run's ``run_id`` is the full id."""
+    run_id = resolve(run_id)
+    try:
+        return registry.load_run(run_id)
     except ValueError as err:
         raise gr.Error(public(str(err))) from None
 
@@ -214,8 +247,8 @@ def suggest_prompt(run_id: str | None, prompt: str):
     if not run_id:
         return gr.skip()
     try:
-        loaded = registry.load_run(str(run_id))
-    except ValueError:
+        loaded = load(run_id)
+    except gr.Error:
         return gr.skip()  # the error shows when generating
     scheme = loaded.vocab.scheme
     tokens = tokenize(prompt or "", scheme)
@@ -305,7 +338,84 @@ def headline(report, n_new: int) -> str:
     return (f"### {report.copied_4gram_fraction:.0%} of the generated 4-grams are copied from the "
             f"training text\nLongest verbatim run: **{report.longest_copied_span} words** · "
             f"**{copied} of {n_new}** generated words sit in copied spans of {MIN_SPAN}+ words "
-            f"(highlighted below) · {len(report.spans)} span(s).")
+            f"(highlighted below) · {len(report.spans)} span(s).\n\n{repetition_line(report)}")
+
+
+def repetition_line(report) -> str:
+    """The model repeating its own output, set apart from copying the source."""
+    repeated = report.self_repeated_4gram_fraction
+    line = f"**{repeated:.0%}** of the generated 4-grams repeat the text's own earlier 4-grams"
+    if repeated >= LOOP_REPEATED and report.longest_copied_span < LONG_SPAN:
+        return (f"{line}: **a loop, not recitation**: the model goes round the same phrase, and "
+                "the copied 4-grams are short phrases the source also uses.")
+    if repeated >= LOOP_REPEATED:
+        return f"{line}: it loops, and what it loops over is recited from the source."
+    return f"{line} (no loop)."
+
+
+def passages_line(run_id: str, spans) -> str:
+    """Which source paragraph each copied span comes from, in the generated text's order."""
+    if not spans:
+        return ""
+    starts = source_index(run_id)[1]
+    paragraphs = [bisect.bisect_right(starts, s.source_start) for s in spans]
+    parts = [f"words {s.start + 1}-{s.end} ← ¶{p}"
+             for s, p in zip(spans[:MAX_PASSAGES_LISTED], paragraphs, strict=False)]
+    more = f", … ({len(spans) - MAX_PASSAGES_LISTED} more)" if len(spans) > MAX_PASSAGES_LISTED else ""
+    distinct = len(set(paragraphs))
+    reading = ("all from one paragraph of the source" if distinct == 1 else
+               f"from {distinct} different paragraphs: the model stitches passages together")
+    return ("**Where the copied spans come from** (generated words ← source paragraph): "
+            + ", ".join(parts) + more + f"; {reading}.")
+
+
+def run_summary(loaded: registry.LoadedRun) -> str:
+    """One line on why the run copies as it does: how it was trained and which weights these are."""
+    cfg = loaded.config
+    metrics = registry.get_run(loaded.run_id).data.metrics
+    regularizers = [f"{name} {value:g}" for name, value in (
+        ("embedding dropout", cfg.embed_dropout), ("weight drop", cfg.weight_drop),
+        ("AR", cfg.ar), ("TAR", cfg.tar), ("weight decay", cfg.weight_decay)) if value]
+    regularizers += ["locked dropout"] if cfg.locked_dropout else []
+    losses = " vs ".join(f"{what} {metrics[key]:.2f}" for what, key in
+                         (("train loss", "train_loss"), ("validation loss", "val_loss"))
+                         if key in metrics) or "no losses logged"
+    parts = [f"{cfg.recipe} recipe", cfg.cell.upper(),
+             ", ".join([f"dropout {cfg.dropout:g}", *regularizers]),
+             f"{cfg.optimizer} (lr {cfg.lr:g})", f"{int(metrics.get('step', cfg.steps))} steps",
+             losses]
+    if "extractable_memorization" in metrics:
+        parts.append(f"extractable memorization {metrics['extractable_memorization']:.0%}")
+    weights = f"weights from step {loaded.step}"
+    if "best_step" in metrics:
+        weights += f" (lowest validation loss at step {int(metrics['best_step'])})"
+    parts.append(weights + (f": {loaded.note}" if loaded.note else ""))
+    return f"**Why:** {html.escape(loaded.name or '(unnamed)')} · " + " · ".join(parts)
+
+
+def cli_line(reference: str, loaded: registry.LoadedRun, prompt: list[str],
+             sampling: SamplingConfig) -> str:
+    """The same generation as a command to paste, naming the run by a short id or its model."""
+    reference = str(reference).strip()
+    if reference.startswith("models:/") or "@" in reference:
+        which = f"--model {shlex.quote(reference if reference.startswith('models:/') else 'models:/' + reference)}"
+    else:
+        short = loaded.run_id[:8]
+        try:
+            unique = registry.resolve_run_id(short) == loaded.run_id
+        except ValueError:  # another run's id starts the same way: give the whole id
+            unique = False
+        which = f"--run {short if unique else loaded.run_id}"
+    options = f" --length {sampling.max_new_tokens}"
+    if sampling.temperature > 0:
+        options += f" --temperature {sampling.temperature:g} --seed {sampling.seed}"
+        options += f" --top-k {sampling.top_k}" if sampling.top_k else ""
+        options += f" --top-p {sampling.top_p:g}" if sampling.top_p and sampling.top_p < 1 else ""
+    text = detokenize(prompt, loaded.vocab.scheme)
+    command = f"python -m training.generate {which} --prompt {shlex.quote(text)}{options}"
+    if "`" in command:  # it could not be shown as code
+        return ""
+    return f"The same from the command line:\n```bash\n{command}\n```"
 
 
 def novelty_frame(report) -> pd.DataFrame:
@@ -313,7 +423,7 @@ def novelty_frame(report) -> pd.DataFrame:
                          "novel share": [round(v, 3) for v in report.novelty.values()]})
 
 
-def continuation(run_id: str, prompt: list[str], new: list[str], scheme: str):
+def continuation(run_id: str, prompt: list[str], new: list[str], scheme: str, report=None):
     """(note, model's continuation, the source's continuation) where the prompt is in the source."""
     model_text = detokenize(new, scheme)
     offset = source_index(run_id)[0].locate(prompt)
@@ -326,15 +436,23 @@ def continuation(run_id: str, prompt: list[str], new: list[str], scheme: str):
                 min(len(new), len(source)))
     note = (f"The prompt occurs in the training text at **{position(run_id, offset)}**. The model "
             f"and the source agree on the first **{same} of {len(new)}** words that follow.")
+    copied = sum(s.length for s in report.spans) if report is not None else 0
+    if same < len(new) and copied > same:
+        looping = report.self_repeated_4gram_fraction >= LOOP_REPEATED
+        note += (f" Yet **{copied}** of its words are in copied spans: " + (
+            "short phrases of the source, repeated in a loop (see the repetition figure above)."
+            if looping else "after they part, the model recites *other* passages of the source, "
+            "stitched together (where each comes from is listed above)."))
     return note, model_text, detokenize(source, scheme)
 
 
-def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 0.8,
+def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 0.0,
              top_k: float = 0, top_p: float = 1.0, seed: float = 0):
     """Generate text from a prompt with a logged run, then measure how much of it is copied.
 
     Args:
-        run_id: the MLflow run id of the model to use.
+        run_id: the model to use: an MLflow run id, a unique id prefix, a unique run name or a
+            registered model (models:/NAME@ALIAS).
         prompt: the words the text starts with (they must be in the model's vocabulary).
         length: how many words to generate (1 to 400).
         temperature: 0 = greedy (always the likeliest word); higher = more random.
@@ -361,9 +479,12 @@ def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 
             yield (detokenize(start + new, scheme), *cleared)
             last_sent = time.perf_counter()
     report = analyze(new, source_index(loaded.run_id)[0], min_len=MIN_SPAN)
+    figures = "\n\n".join(part for part in (
+        run_summary(loaded), headline(report, len(new)), passages_line(loaded.run_id, report.spans),
+        cli_line(run_id, loaded, start, sampling)) if part)
     yield (detokenize(start + new, scheme), highlight(start, new, report.spans, scheme),
-           headline(report, len(new)), spans_table(loaded.run_id, new, report.spans, scheme),
-           novelty_frame(report), *continuation(loaded.run_id, start, new, scheme))
+           figures, spans_table(loaded.run_id, new, report.spans, scheme),
+           novelty_frame(report), *continuation(loaded.run_id, start, new, scheme, report))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -371,6 +492,7 @@ def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 
 
 
 def history(run_id: str) -> pd.DataFrame:
+    run_id = resolve(run_id)
     try:
         return registry.metric_history(run_id)
     except Exception as err:  # MLflow errors for unknown or malformed ids
@@ -445,7 +567,7 @@ def temperature_sweep(run_id: str, prompt: str, length: float = 60,
 
 def compare_runs(run_ids: list[str] | None):
     """Loss curves of two or more runs overlaid, the params that differ, the final metrics."""
-    run_ids = [r for r in (run_ids or []) if r]
+    run_ids = [resolve(r) for r in (run_ids or []) if r]
     if len(run_ids) < 2:
         raise gr.Error("Pick at least two runs to compare.")
     runs = list_runs().set_index("run_id")

@@ -252,7 +252,25 @@ class MemorizationReport:
     copied_4gram_fraction: float  # share of generated 4-grams found in the source
     longest_copied_span: int  # longest verbatim run, in tokens (= max match length, any length)
     copied_token_fraction: float  # share of generated tokens inside a span of >= min_len
+    # Share of generated 4-grams that already occurred earlier in the generated text itself: a
+    # model stuck in a loop ("the tower of the tower of ...") repeats its own output, which is
+    # not the same as reciting the source, though a looped phrase may also be in the source.
+    self_repeated_4gram_fraction: float = 0.0
 
+
+def self_repeated_fraction(generated, n: int = 4) -> float:
+    """Share of the n-grams of `generated` that already occurred earlier in it (0.0 if none).
+
+    Overlapping occurrences count: in "a b a b a b" every 2-gram after the first two repeats.
+    """
+    check_positive(n=n)
+    tokens = _as_tokens(generated, "generated")
+    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    seen, repeats = set(), 0
+    for gram in grams:
+        repeats += gram in seen
+        seen.add(gram)
+    return repeats / len(grams) if grams else 0.0
 
 
 def analyze(generated, source_or_index, min_len: int = 4, max_n: int = 8) -> MemorizationReport:
@@ -263,7 +281,8 @@ def analyze(generated, source_or_index, min_len: int = 4, max_n: int = 8) -> Mem
     """
     check_positive(min_len=min_len, max_n=max_n)
     index = _as_index(source_or_index)
-    lengths, ends = index._walk(_as_tokens(generated, "generated"))
+    generated = _as_tokens(generated, "generated")
+    lengths, ends = index._walk(generated)
     spans = _spans_from_walk(lengths, ends, min_len)
     four = _novelty_from_lengths(lengths, 4)
     return MemorizationReport(
@@ -273,6 +292,7 @@ def analyze(generated, source_or_index, min_len: int = 4, max_n: int = 8) -> Mem
         copied_4gram_fraction=1.0 - four[4] if 4 in four else 0.0,
         longest_copied_span=max(lengths, default=0),
         copied_token_fraction=sum(s.length for s in spans) / len(lengths) if lengths else 0.0,
+        self_repeated_4gram_fraction=self_repeated_fraction(generated, 4),
     )
 
 

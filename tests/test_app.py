@@ -143,7 +143,8 @@ def test_generate_finds_copied_spans(use_memorizer):
     assert len(spans) >= 1 and spans["words"].max() >= 10
     assert spans["where in the source"].str.match(r"paragraph \d+, word \d+").all()
     assert "«" in spans["the source there (in context)"].iloc[0]
-    assert result["figures"].startswith("### ") and result["novelty"]["novel share"].iloc[3] < 0.5
+    assert result["figures"].startswith("**Why:** demo-memorizer") and "\n### " in result["figures"]
+    assert result["novelty"]["novel share"].iloc[3] < 0.5
     assert result["source"].startswith("i went out to the skerrow light")
 
 
@@ -176,7 +177,9 @@ def test_unknown_run_and_missing_artifacts(use_memorizer, tmp_path, monkeypatch)
     # A copy of the store whose model file was deleted (open_store relocates the copy).
     shutil.copytree(use_memorizer["folder"], tmp_path / "copy")
     run_id = use_memorizer["run_id"]
-    (tmp_path / "copy" / "artifacts" / run_id / "artifacts" / registry.MODEL_FILE).unlink()
+    artifacts = tmp_path / "copy" / "artifacts" / run_id / "artifacts"
+    (artifacts / registry.MODEL_FILE).unlink()
+    (artifacts / registry.LAST_FILE).unlink()  # with last.pt left, its weights are used instead
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'copy' / 'mlflow.db'}")
     registry.load_run.cache_clear()
     app.source_index.cache_clear()

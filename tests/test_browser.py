@@ -86,7 +86,9 @@ def test_generate_highlights_copied_spans(page):
     copied.first.wait_for()
     assert copied.count() >= 1
     assert len(" ".join(copied.all_inner_texts()).split()) >= 20  # greedy text recites the source
-    assert "copied from the training text" in page.locator("#figures").inner_text()
+    page.wait_for_function(  # the report's Markdown (with its code block) may render a moment later
+        "() => document.querySelector('#figures')?.innerText.includes('copied from the training text')")
+    assert "Why:" in page.locator("#figures").inner_text()
     assert "paragraph" in page.locator("#spans").inner_text()
     page.screenshot(path=str(SHOTS / "app.png"), full_page=True)
 

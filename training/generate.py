@@ -69,6 +69,8 @@ def generate_report(run_id: str, prompt: str, sampling: SamplingConfig) -> dict:
         "novelty": {str(n): share for n, share in report.novelty.items()},
         "copied_4gram_fraction": report.copied_4gram_fraction,
         "longest_copied_span": report.longest_copied_span,
+        # Repetition of the model's own output (a loop), reported apart from copying the source.
+        "self_repeated_4gram_fraction": report.self_repeated_4gram_fraction,
         "copied_spans": [{"start": s.start + shift, "end": s.end + shift,
                           "source_start": s.source_start} for s in report.spans],
     }

@@ -113,13 +113,50 @@ def _relocate(db: Path, root: str) -> None:
                          f"WHERE substr({column}, 1, ?) = ?", (root, len(old) + 1, len(old), old))
 
 
+COPIED_FROM = "copied-from.sha256"  # in the working store: the committed mlflow.db it copies
+_CHECKED_COMMITTED: tuple | None = None  # (size, mtime) of the committed DB last checked
+
+
 def _ensure_working_copy() -> None:
-    """Copy the committed store to the git-ignored working store, once."""
-    if (WORKING_STORE / "mlflow.db").exists() or not (COMMITTED_STORE / "mlflow.db").exists():
+    """Copy the committed store to the git-ignored working store, and again when it is stale.
+
+    The copy records the sha256 of the committed ``mlflow.db`` it was made from. When a pull
+    brings a newer committed store, the old copy is moved aside (never deleted: it may hold
+    the user's own runs) and a fresh one is made. Checked once per change of the committed file.
+    """
+    global _CHECKED_COMMITTED
+    committed = COMMITTED_STORE / "mlflow.db"
+    if not committed.exists():
         return
+    stat = committed.stat()
+    if (WORKING_STORE / "mlflow.db").exists() and _CHECKED_COMMITTED == (stat.st_size, stat.st_mtime):
+        return
+    digest = hashlib.sha256(committed.read_bytes()).hexdigest()
+    if (WORKING_STORE / "mlflow.db").exists():
+        recorded = WORKING_STORE / COPIED_FROM
+        if recorded.exists() and recorded.read_text(encoding="utf-8").strip() == digest:
+            _CHECKED_COMMITTED = (stat.st_size, stat.st_mtime)
+            return
+        _move_aside_stale_copy()
+    _copy_committed_store(digest)
+    _CHECKED_COMMITTED = (stat.st_size, stat.st_mtime)
+
+
+def _move_aside_stale_copy() -> None:
+    aside = WORKING_STORE.with_name(f"{WORKING_STORE.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        WORKING_STORE.rename(aside)
+    except FileNotFoundError:  # another process moved it first
+        return
+    print(f"The committed store {COMMITTED_STORE.name}/ is newer than the working copy: moved the "
+          f"old copy (with any runs trained in it) to {aside.name}/ and made a fresh one")
+
+
+def _copy_committed_store(digest: str) -> None:
     partial = WORKING_STORE.with_name(f"{WORKING_STORE.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(COMMITTED_STORE, partial)
+    (partial / COPIED_FROM).write_text(digest + "\n", encoding="utf-8")
     try:
         partial.rename(WORKING_STORE)  # atomic: another process never sees half a copy
     except OSError:  # another process made it first (or an empty folder is in the way)
@@ -377,22 +414,30 @@ class LoadedRun:
     config: TrainConfig
     source_text: str
     source_tokens: list[str]
-    step: int
+    step: int  # the training step the loaded weights come from
+    note: str = ""  # why other weights than model.pt were loaded, if they were
 
 
 def get_run(run_id: str):
+    """The MLflow run of a full id; anything else ``resolve_run_id`` accepts is resolved first."""
     open_store()
     try:
         return MlflowClient().get_run(run_id)
     except Exception:  # MLflow raises MlflowException (or others for malformed ids)
-        raise ValueError(f"There is no run with id {run_id!r} in the store {tracking_uri()}") from None
+        pass
+    return MlflowClient().get_run(resolve_run_id(run_id))  # a prefix, a name, a models:/ URI
 
 
 @lru_cache(maxsize=8)
 def load_run(run_id: str) -> LoadedRun:
-    """Load a run's best checkpoint and source text. Cached: the app calls this per request."""
+    """Load a run's best checkpoint and source text. Cached: the app calls this per request.
+
+    A run stopped before its first evaluation has no model.pt yet, only last.pt: its weights
+    are loaded then (the optimizer state in it is ignored), and ``note`` says so.
+    """
     run = get_run(run_id)
-    checkpoint = load_checkpoint(_checkpoint_path(run, MODEL_FILE))
+    run_id = run.info.run_id  # the full id, when a unique prefix or name was given
+    checkpoint, note = _best_checkpoint(run)
     model, vocab = model_from_checkpoint(checkpoint)
     source = artifact_path(run_id, SOURCE_FILE)
     if not source.exists():
@@ -400,7 +445,19 @@ def load_run(run_id: str) -> LoadedRun:
     text = source.read_text(encoding="utf-8")
     config = TrainConfig.from_dict(checkpoint["train_config"])
     return LoadedRun(run_id, run.info.run_name, model, vocab, config, text,
-                     tokenize(text, vocab.scheme), checkpoint.get("step", 0))
+                     tokenize(text, vocab.scheme), checkpoint.get("step", 0), note)
+
+
+def _best_checkpoint(run) -> tuple[dict, str]:
+    """(checkpoint, note): model.pt, else last.pt with a note on why those weights are used."""
+    try:
+        return load_checkpoint(_checkpoint_path(run, MODEL_FILE)), ""
+    except ValueError:
+        if not _has_artifact(run.info.run_id, LAST_FILE):
+            raise
+    checkpoint = load_checkpoint(artifact_path(run.info.run_id, LAST_FILE))
+    return checkpoint, (f"this run stopped before its first evaluation, so it has no {MODEL_FILE}: "
+                        f"the weights come from {LAST_FILE} (step {checkpoint.get('step', '?')})")
 
 
 def list_runs() -> pd.DataFrame:

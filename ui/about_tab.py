@@ -28,8 +28,17 @@ FIGURES = """### What the figures mean
 - **Loss curves**: training loss keeps falling; validation loss (on a held-out tail of the text)
   bottoms out, then rises as the model learns the training text by heart. For windows-recipe
   runs the app loads the checkpoint with the lowest validation loss.
-- **Temperature**: 0 always takes the likeliest word (greedy), which recites most; higher
-  temperatures sample more freely, so copying falls.
+- **Temperature**: the app, the command line and the guide all default to 0, greedy decoding
+  (always the likeliest word): the same text every time, and the one that shows the most
+  recitation. A temperature above 0 samples instead, so copying falls.
+- **Repeated 4-grams (a loop)**: the share of generated 4-word sequences that already occurred
+  earlier in the generated text itself. Greedy decoding can go round in a loop ("the tower of the
+  tower of…"); its short phrases may all be in the source, so the copy figure rises though nothing
+  long is recited. High repetition with short copied spans reads as a loop, not recitation.
+- **The "why" line** above the figures: how the chosen run was trained (recipe, cell, dropout,
+  optimizer, steps), its final training and validation loss, its extractable memorization and
+  the step the loaded weights come from. The list of where the copied spans come from shows a
+  model that leaves the prompt's own passage at once yet copies: it stitches other passages.
 - **Gates**: the input gate decides how much new information enters the cell, the forget gate how
   much of the old cell state is kept, the output gate how much of the cell is shown as the hidden state.
 """

@@ -24,7 +24,7 @@ def _controls() -> list[gr.components.Component]:
                              f"text (at most {app.MAX_PROMPT_WORDS} words).")
     length = fields.slider(1, app.MAX_LENGTH, value=60, step=1, label="Length (words)",
                            info="How many words to generate.", elem_id="length")
-    temperature = fields.slider(0, 2, value=0.7, step=0.05, label="Temperature",
+    temperature = fields.slider(0, 2, value=0, step=0.05, label="Temperature",
                                 elem_id="temperature",
                                 info="0 = greedy (always the likeliest word); higher = more random.")
     top_k = fields.slider(0, 200, value=0, step=1, label="Top-k",

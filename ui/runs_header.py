@@ -8,7 +8,7 @@ import gradio as gr
 
 
 class RunsHeader(NamedTuple):
-    run: gr.Dropdown  # the selected run id, an input of every tab
+    run: gr.Dropdown  # the selected run id or models:/ URI, an input of every tab
     refresh: gr.Button
     table: gr.Dataframe
     notice: gr.Markdown  # shown only while the store is empty
@@ -17,8 +17,10 @@ class RunsHeader(NamedTuple):
 def build() -> RunsHeader:
     notice = gr.Markdown(visible=False, elem_id="notice")
     with gr.Row(equal_height=False):
-        run = gr.Dropdown(label="Model (an MLflow run)", allow_custom_value=True, scale=5,
-                          info="Each logged training run; newest demo run first.", elem_id="run")
+        run = gr.Dropdown(label="Model (a registered model or an MLflow run)",
+                          allow_custom_value=True, scale=5, elem_id="run",
+                          info="Registered models (name@alias) first, then each logged run; "
+                               "a run id prefix or run name may be typed too.")
         refresh = gr.Button("↻ Refresh runs", scale=0, min_width=150, size="sm",
                             elem_id="refresh-btn")
     with gr.Accordion("All logged runs", open=False):
