@@ -464,6 +464,8 @@ def list_runs() -> pd.DataFrame:
     """All runs of the experiment, newest first, one row each with the figures people compare."""
     experiment_id = open_store()
     runs = mlflow.search_runs(experiment_ids=[experiment_id], order_by=["start_time DESC"])
+    if "tags.sweep" in runs:  # a sweep's parent run only groups its children: it has no model
+        runs = runs[runs["tags.sweep"] != "parent"]
     if runs.empty:
         return pd.DataFrame(columns=RUN_COLUMNS)
 
