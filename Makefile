@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(PY) -m bench.latency --markdown
 	$(PY) -m bench.load --markdown
 	$(PY) -m bench.scale --markdown --steps 20
+	$(PY) -m bench.cells --markdown
 
 # A ready Hugging Face Space in build/space/ (README front matter, app, packages, demo store,
 # CPU requirements, LFS rules for every binary file).
