@@ -58,8 +58,7 @@ def heldout(config: TrainConfig, text: str, seconds: float) -> dict:
     best, state, started = math.inf, None, time.perf_counter()
     while time.perf_counter() - started < seconds:
         for _ in range(config.eval_interval):
-            _, _, _, state = trainer.train_step(state)
-            trainer.step += 1
+            state = trainer.train_step(state).state  # advances trainer.step
         val = evaluate(trainer.model, trainer.corpus.val_ids, config.seq_len, torch.device("cpu"))
         best = min(best, val)
         trainer.scheduler.step(val)
@@ -73,9 +72,9 @@ def memorize(config: TrainConfig, text: str, max_seconds: float) -> dict:
     recent: deque[float] = deque(maxlen=WINDOW)
     state, seconds, started = None, None, time.perf_counter()
     while time.perf_counter() - started < max_seconds:
-        loss, _, _, state = trainer.train_step(state)
-        trainer.step += 1
-        recent.append(loss)
+        result = trainer.train_step(state)  # advances trainer.step
+        state = result.state
+        recent.append(result.loss)
         if len(recent) == WINDOW and sum(recent) / WINDOW <= THRESHOLD:
             seconds = time.perf_counter() - started
             break
