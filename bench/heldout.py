@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="budget per ablation row (0 = no ablation)")
     parser.add_argument("--text", choices=sorted(TEXTS), nargs="*",
                         help="only these texts (CPU-time budgets make separate processes fair)")
+    parser.add_argument("--ablation-only", action="store_true",
+                        help="only the ablation rows (run the headline rows in another process)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     if not (1 <= args.seconds <= 3600 and 0 <= args.ablation_seconds <= 3600):
@@ -117,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     recipes = [("recommended (windows + AWD regularizers)", args.seconds, RECOMMENDED),
                ("classic nn.LSTM (SGD lr 20, clip 0.25, anneal /4)", args.seconds, None),
                ("windows recipe defaults (dropout 0.4, no AWD)", args.seconds, {})]
+    if args.ablation_only:
+        recipes = []
     if args.ablation_seconds > 0:
         recipes += [(name, args.ablation_seconds, {**RECOMMENDED, **change})
                     for name, change in ABLATIONS.items()]
@@ -129,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((name, f"{seconds:.0f} CPU s", *cells))
         print(f"done: {name}: {cells}", flush=True)
     print_table(rows, args.markdown)
+    if args.ablation_only:
+        return 0
     recommended, classic_ppl = list(results.values())[:2]
     ratios = ", ".join(f"{name} {a / b:.3f}" for name, a, b in zip(texts, recommended, classic_ppl, strict=True))
     print(f"\nrecommended / classic perplexity (below 0.90 = at least 10% better): {ratios}")
