@@ -193,3 +193,32 @@ def test_cli_help_lists_every_config_field():
     assert result.returncode == 0
     for flag in ("--corpus", "--recipe", "--steps", "--seed", "--backend", "--dropout", "--resume"):
         assert flag in result.stdout
+
+
+def test_schedule_keeps_a_learning_rate_floor_and_stops_early_naming_the_step():
+    from training.loop import Trainer
+    from training.tracking import saved_model_note
+
+    # A tiny text and a large learning rate: validation stalls within a few evaluations.
+    text = " ".join(f"word{i % 23} and word{(i * 7) % 11} ." for i in range(300))
+    config = small_config(steps=400, eval_interval=2, lr=20.0, lr_patience=1, lr_factor=0.25,
+                          lr_min=2.0, early_stop_patience=4, memorization_sample=0)
+    trainer = Trainer(config, text)
+    logged = []
+    trainer.run(on_log=lambda step, metrics: logged.append((step, dict(metrics))))
+    rates = [trainer.optimizer.param_groups[0]["lr"]] + [m["lr"] for _, m in logged]
+    assert min(rates) == pytest.approx(2.0)  # the floor was reached, and never passed
+    assert trainer.step < config.steps  # early stopping ended it
+    assert trainer.step == trainer.best_step + 4 * config.eval_interval
+    assert logged[-1][1]["best_step"] == trainer.best_step
+    note = saved_model_note(trainer)
+    assert note.startswith(f"model.pt holds step {trainer.best_step} of {trainer.step}")
+    assert "stopped early" in note
+
+
+def test_windows_defaults_keep_learning():
+    """The windows recipe's schedule has a floor and stops when validation stops improving."""
+    config = TrainConfig.for_recipe("windows")
+    assert 0 < config.lr_min < config.lr
+    assert config.early_stop_patience > 0
+    assert config.lr_patience >= 2  # one noisy evaluation is no plateau

@@ -47,10 +47,10 @@ class TrainConfig:
     grad_clip: float = 0.25  # clip the gradient norm to this (0 = no clipping)
     val_fraction: float = 0.1  # contiguous tail of the text held out for validation (0 = none)
     eval_interval: int = 25  # steps between validation runs and log lines
-    lr_patience: int = 1  # cut the learning rate after this many evals without a new best (0 = never)
-    lr_factor: float = 0.25  # what the learning rate is multiplied by when it is cut
-    lr_min: float = 0.0  # the learning rate is never cut below this floor
-    early_stop_patience: int = 0  # stop after this many evals without a new best (0 = never)
+    lr_patience: int = 2  # cut the learning rate after this many evals without a new best (0 = never)
+    lr_factor: float = 0.5  # what the learning rate is multiplied by when it is cut
+    lr_min: float = 1.0  # the learning rate is never cut below this floor (nor raised to it)
+    early_stop_patience: int = 4  # stop after this many evals without a new best (0 = never)
     min_count: int = 1  # words seen fewer times become <unk>
     max_vocab: int = 10000  # keep only the N most frequent words, the rest become <unk> (0 = no cap)
     backend: str = "scratch"  # "scratch" (hand-written backward), "autograd" (the readable cell) or "torch" (nn.LSTM)
@@ -86,7 +86,7 @@ class TrainConfig:
             (self.memorization_suffix >= 1, "memorization_suffix must be at least 1"),
             (self.device in ("cpu", "cuda", "auto"), "device must be 'cpu', 'cuda' or 'auto'"),
             (self.cell in CELLS, f"cell must be one of {CELLS}, got {self.cell!r}"),
-            (0 <= self.lr_min < self.lr, "lr_min must be >= 0 and below lr"),
+            (math.isfinite(self.lr_min) and self.lr_min >= 0, "lr_min must be a number >= 0"),
         ]
         for ok, message in checks:
             if not ok:

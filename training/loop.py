@@ -167,7 +167,7 @@ class Trainer:
                                    weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, factor=config.lr_factor, patience=max(config.lr_patience - 1, 0),
-            min_lr=config.lr_min)
+            min_lr=min(config.lr_min, config.lr))  # a floor above a small starting rate (Adam) is no floor
         self.average: WeightAverage | None = None  # NT-ASGD's running average, once triggered
         self.generator = torch.Generator().manual_seed(config.seed)
         self.batches = Batches(self.corpus, config, self.generator, self.world)

@@ -1,0 +1,88 @@
+"""Choosing the windows recipe's schedule and regularizers on the TUNING text only.
+
+    python -m bench.tune schedule|regularizers [--seconds 25] [--only N]
+
+Every setting trains on corpus/lighthouse_keeper.txt (last 10% held out) for the same CPU-time
+budget as bench.heldout measures (``time.thread_time()``, one torch thread) and prints its best
+validation perplexity and steps. The held-out texts of bench.heldout are never read here, so the
+settings chosen from this table are fair to test on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import torch
+
+from bench.heldout import RECOMMENDED, ours
+from bench.table import print_table
+from lstm_core.text import read_text
+from training.config import DEFAULT_CORPUS
+
+# SGD at lr 20; how fast and how far the learning rate is cut when validation stalls.
+SCHEDULES = {
+    "patience 1, x0.25, no floor (old default)": dict(lr_patience=1, lr_factor=0.25, lr_min=0.0),
+    "patience 2, x0.25, floor 1": dict(lr_patience=2, lr_factor=0.25, lr_min=1.0),
+    "patience 2, x0.5, floor 1": dict(lr_patience=2, lr_factor=0.5, lr_min=1.0),
+    "patience 3, x0.5, floor 2": dict(lr_patience=3, lr_factor=0.5, lr_min=2.0),
+    "patience 1, x0.5, floor 2": dict(lr_patience=1, lr_factor=0.5, lr_min=2.0),
+    "patience 4, x0.25, floor 1": dict(lr_patience=4, lr_factor=0.25, lr_min=1.0),
+}
+# Regularizer strengths around the AWD-LSTM values, scaled for a one-layer 128-unit model: one
+# change at a time from a first set, then the two best changes combined.
+FIRST_SET = dict(dropout=0.4, locked_dropout=True, embed_dropout=0.1, weight_drop=0.5,
+                 ar=2.0, tar=1.0, optimizer="ntasgd", lr_patience=2)
+REGULARIZERS = {
+    "first set (dropout 0.4, embed 0.1, weight drop 0.5, AR 2, TAR 1, NT-ASGD)": FIRST_SET,
+    "dropout 0.5": {**FIRST_SET, "dropout": 0.5},
+    "dropout 0.65": {**FIRST_SET, "dropout": 0.65},
+    "weight drop 0.3": {**FIRST_SET, "weight_drop": 0.3},
+    "embed dropout 0.05": {**FIRST_SET, "embed_dropout": 0.05},
+    "embed dropout 0.15": {**FIRST_SET, "embed_dropout": 0.15},
+    "no AR/TAR": {**FIRST_SET, "ar": 0.0, "tar": 0.0},
+    "SGD, schedule instead of NT-ASGD": {**FIRST_SET, "optimizer": "sgd"},
+    "windows defaults, no AWD (dropout 0.4)": {},
+    "dropout 0.65, weight drop 0.3, AR 1, TAR 0.5 (bench.heldout's RECOMMENDED)": RECOMMENDED,
+    "same, embed dropout 0.05, no AR/TAR": {**RECOMMENDED, "embed_dropout": 0.05, "ar": 0.0,
+                                            "tar": 0.0},
+}
+GRIDS = {"schedule": SCHEDULES, "regularizers": REGULARIZERS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("grid", choices=sorted(GRIDS))
+    parser.add_argument("--seconds", type=float, default=25, help="CPU seconds per setting")
+    parser.add_argument("--only", type=int, nargs="*", help="run only these rows (0-based)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="overrides applied to every row (e.g. lr_patience=2)")
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args(argv)
+    if not 1 <= args.seconds <= 600:
+        parser.error("--seconds must be from 1 to 600")
+    torch.set_num_threads(1)
+    common = {k: _parse(v) for k, v in (item.split("=", 1) for item in args.set)}
+    text = read_text(DEFAULT_CORPUS)
+    rows = [("setting", "CPU-time budget", "lighthouse_keeper: val ppl (steps)")]
+    for i, (name, overrides) in enumerate(GRIDS[args.grid].items()):
+        if args.only and i not in args.only:
+            continue
+        loss, steps = ours(text, args.seconds, **{**overrides, **common})
+        rows.append((name, f"{args.seconds:.0f} CPU s", f"{math.exp(loss):.1f} ({steps})"))
+        print(f"done: {rows[-1]}", flush=True)
+    print_table(rows, args.markdown)
+    return 0
+
+
+def _parse(value: str):
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return {"True": True, "False": False}.get(value, value)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
