@@ -284,9 +284,9 @@ class Trainer:
             val_loss = evaluate(self.model, self.corpus.val_ids, self.config.seq_len, self.device)
             improved = self._track_validation(val_loss, metrics)
             metrics.update(self._memorization_figures())
+            metrics["best_step"] = float(self.best_step)
+            self.history = metrics  # before the checkpoint, so model.pt carries its own val_loss
             best = self.checkpoint() if improved or math.isnan(val_loss) else None
-        metrics["best_step"] = float(self.best_step)
-        self.history = metrics
         # Checkpoints first: once a step's log line is out, its checkpoint is on disk.
         self._save_checkpoints(best, on_checkpoint)
         on_log(self.step, metrics)
