@@ -41,6 +41,7 @@ TEXTS = {"the_spike.txt": SPIKE,
 RECOMMENDED = dict(dropout=0.65, locked_dropout=True, embed_dropout=0.1, weight_drop=0.3,
                    ar=1.0, tar=0.5, optimizer="ntasgd", lr_patience=2)
 ABLATIONS = {
+    "(nothing removed: the recommended recipe at the ablation budget)": {},
     "- locked dropout (a fresh mask per step)": dict(locked_dropout=False),
     "- embedding dropout": dict(embed_dropout=0.0),
     "- weight drop": dict(weight_drop=0.0),
