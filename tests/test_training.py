@@ -99,7 +99,7 @@ def test_ctrl_c_leaves_a_killed_run_with_a_loadable_checkpoint(temp_store):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "training", "--steps", "100000", "--eval-interval", "5",
-         "--hidden-size", "16", "--embed-dim", "16", "--batch-size", "4"],
+         "--hidden-size", "16", "--embed-dim", "16", "--batch-size", "4", "--early-stop-patience", "0"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
