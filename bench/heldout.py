@@ -1,6 +1,6 @@
 """Held-out perplexity at equal training time: the generalizing recipe against the classic one.
 
-    python -m bench.heldout [--seconds 60] [--ablation-seconds 30] [--markdown]
+    python -m bench.heldout [--seconds 60] [--ablation-seconds 30] [--text NAME ...] [--ablation-only] [--markdown]
 
 The classic recipe is PyTorch's word_language_model example: an nn.LSTM language model read in
 sequential chunks with the state carried, plain SGD at lr 20, gradient clipping at 0.25, dropout
