@@ -1,6 +1,6 @@
 """Held-out perplexity at equal training time: the generalizing recipe against the classic one.
 
-    python -m bench.heldout [--seconds 60] [--ablation-seconds 30] [--markdown]
+    python -m bench.heldout [--seconds 60] [--ablation-seconds 30] [--text NAME ...] [--ablation-only] [--markdown]
 
 The classic recipe is PyTorch's word_language_model example: an nn.LSTM language model read in
 sequential chunks with the state carried, plain SGD at lr 20, gradient clipping at 0.25, dropout
@@ -41,6 +41,7 @@ TEXTS = {"the_spike.txt": SPIKE,
 RECOMMENDED = dict(dropout=0.65, locked_dropout=True, embed_dropout=0.1, weight_drop=0.3,
                    ar=1.0, tar=0.5, optimizer="ntasgd", lr_patience=2)
 ABLATIONS = {
+    "(nothing removed: the recommended recipe at the ablation budget)": {},
     "- locked dropout (a fresh mask per step)": dict(locked_dropout=False),
     "- embedding dropout": dict(embed_dropout=0.0),
     "- weight drop": dict(weight_drop=0.0),

@@ -136,7 +136,7 @@ def test_a_missing_store_is_created_empty(tmp_path, monkeypatch):
 def test_sigkill_mid_run_leaves_a_readable_store_and_a_resumable_checkpoint(temp_store):
     proc = subprocess.Popen(
         [sys.executable, "-m", "training", "--steps", "100000", "--eval-interval", "5",
-         "--hidden-size", "16", "--embed-dim", "16", "--batch-size", "4"],
+         "--hidden-size", "16", "--embed-dim", "16", "--batch-size", "4", "--early-stop-patience", "0"],
         cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, text=True)
     try:

@@ -114,7 +114,7 @@ def test_stop_event_ends_the_run_killed_with_its_checkpoint(temp_store):
 def test_sigterm_ends_a_cli_run_as_killed_with_its_checkpoint(temp_store):
     proc = subprocess.Popen(
         [sys.executable, "-m", "training", "--steps", "100000", "--eval-interval", "5",
-         "--hidden-size", "8", "--embed-dim", "8", "--batch-size", "4"],
+         "--hidden-size", "8", "--embed-dim", "8", "--batch-size", "4", "--early-stop-patience", "0"],
         cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     try:
