@@ -388,6 +388,7 @@ def test_picker_lists_stopped_and_interrupted_runs_with_their_status():
                          "recipe": ["windows"] * 4, "val_loss": [5.0] * 4,
                          "status": ["FINISHED", "KILLED", "INTERRUPTED", "RUNNING"]})
     labels = [label for label, _ in app.run_choices(runs)]
-    assert labels == ["done · windows · val loss 5.00 · aaaaaaaa",
-                      "stopped · windows · val loss 5.00 · killed · bbbbbbbb",
-                      "died · windows · val loss 5.00 · interrupted · cccccccc"]
+    # No cell column (a run table from before #14): every run is an LSTM.
+    assert labels == ["done · windows · lstm · val loss 5.00 · aaaaaaaa",
+                      "stopped · windows · lstm · val loss 5.00 · killed · bbbbbbbb",
+                      "died · windows · lstm · val loss 5.00 · interrupted · cccccccc"]

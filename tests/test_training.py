@@ -148,7 +148,10 @@ def test_missing_and_corrupt_artifacts_give_clear_errors(temp_store):
     registry.load_run.cache_clear()
     with pytest.raises(ValueError, match="truncated, corrupt"):
         registry.load_run(run_id)
-    (folder / "model.pt").unlink()
+    (folder / "model.pt").unlink()  # no model.pt: the weights of last.pt, saying so
+    assert "last.pt" in registry.load_run(run_id).note
+    registry.load_run.cache_clear()
+    (folder / "last.pt").unlink()
     with pytest.raises(ValueError, match="missing"):
         registry.load_run(run_id)
 

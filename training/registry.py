@@ -449,12 +449,12 @@ def load_run(run_id: str) -> LoadedRun:
 
 
 def _best_checkpoint(run) -> tuple[dict, str]:
-    """(checkpoint, note): model.pt, else last.pt with a note on why those weights are used."""
-    try:
+    """(checkpoint, note): model.pt, else (when there is none) last.pt with a note on why.
+
+    A model.pt that is there but truncated or corrupt is an error, never silently replaced.
+    """
+    if _has_artifact(run.info.run_id, MODEL_FILE) or not _has_artifact(run.info.run_id, LAST_FILE):
         return load_checkpoint(_checkpoint_path(run, MODEL_FILE)), ""
-    except ValueError:
-        if not _has_artifact(run.info.run_id, LAST_FILE):
-            raise
     checkpoint = load_checkpoint(artifact_path(run.info.run_id, LAST_FILE))
     return checkpoint, (f"this run stopped before its first evaluation, so it has no {MODEL_FILE}: "
                         f"the weights come from {LAST_FILE} (step {checkpoint.get('step', '?')})")
@@ -497,12 +497,17 @@ def list_runs() -> pd.DataFrame:
 
 
 def metric_history(run_id: str, keys=("train_loss", "val_loss")) -> pd.DataFrame:
-    """Long-format metric history: columns step, value, metric (one row per logged point)."""
+    """Long-format metric history: columns step, value, metric (one row per metric and step).
+
+    A value logged twice at one step (the final figures are logged again, linked to the run's
+    MLflow model) is one point of the curve: the first logged is kept.
+    """
     open_store()
     client = MlflowClient()
     rows = [{"step": m.step, "value": m.value, "metric": key}
             for key in keys for m in client.get_metric_history(run_id, key)]
-    return pd.DataFrame(rows, columns=["step", "value", "metric"]).sort_values(["metric", "step"])
+    history = pd.DataFrame(rows, columns=["step", "value", "metric"])
+    return history.drop_duplicates(["metric", "step"]).sort_values(["metric", "step"])
 
 
 def project_relative(path: str | Path) -> str:
