@@ -214,7 +214,7 @@ def train_run(
     between steps: the last checkpoint is saved, the run ends KILLED and its id is returned.
     Ctrl-C or SIGTERM (main thread only) do the same, then raise ``Interrupted``.
     """
-    checkpoint = None
+    checkpoint, text_is_the_corpus = None, text is None
     if not resume:
         if config is None:
             raise ValueError("train_run needs a config or a run to resume")
@@ -224,7 +224,7 @@ def train_run(
     experiment_id = registry.open_store() if is_main_process() or resume else None
     if resume:
         config, text, checkpoint = _load_resume(resume, steps)
-    source = _dataset_source(config.corpus, text)
+    source = _dataset_source(config.corpus, None if text_is_the_corpus else text)
     # Logged (params, checkpoints) relative to the project, never as this machine's folder.
     config = dataclasses.replace(config, corpus=registry.project_relative(config.corpus))
     trainer = Trainer(config, text, checkpoint)  # validates the text before a run is created
@@ -305,7 +305,11 @@ def saved_model_note(trainer: Trainer) -> str:
 
 
 def _dataset_source(corpus: str, text: str | None) -> str:
-    """Where the training text came from: its path (relative to the project) or "upload"."""
+    """Where the training text came from: its path (relative to the project) or "upload".
+
+    ``text`` is None when it was read from ``corpus`` itself; a caller's text (the app's) counts
+    as the corpus file only when it is that file's content.
+    """
     path = Path(corpus)
     if text is None or (path.is_file() and read_text(path) == text):
         return registry.project_relative(path)
