@@ -50,6 +50,9 @@ MIN_SPAN = 4  # shortest verbatim run (in words) that counts as a copied span
 # Send the growing text at most this often: each update costs Gradio several ms of server work
 # for every output, far more than a word costs the model (bench.load).
 STREAM_SECONDS = 0.1
+# The first words are sent once the model has worked this long; a text finished sooner (most
+# requests: 60 words take ~30 ms) goes out once, whole, with its report: one event, not two.
+FIRST_WORDS_SECONDS = 0.04
 SWEEP_TEMPERATURES = (0.0, 0.5, 0.8, 1.0, 1.3, 1.6)
 SWEEP_SEEDS = 3  # samples per temperature above 0 (greedy needs only one)
 SWEEP_MAX_LENGTH = 80  # words per sample in the temperature sweep
@@ -72,6 +75,10 @@ EMPTY_STORE = ("**No runs are logged yet.** Train one in the **Train** tab (the 
                "takes a minute or two); it is selected here when done.")
 SPAN_COLUMNS = ["copied text", "words", "where in the source", "the source there (in context)"]
 _TRAIN_LOCK = threading.Lock()  # one training at a time on a shared machine
+# A request's model work runs on one core: two requests run at once (COMPUTE_SLOT) on a 2-CPU
+# Space, and splitting one word's small matrix products over both cores cost a 30-word
+# generation 9 ms more CPU than it saved (25 against 16 ms). A training run keeps every core.
+SERVE_THREADS, TRAIN_THREADS = 1, torch.get_num_threads()
 QUEUE_MAX_SIZE = 24  # requests waiting at once; past that a caller is told the queue is full
 COMPUTE_SLOT = dict(concurrency_id="compute", concurrency_limit=2)  # generate, sweep, gates, compare
 FULL_RUN_ID = re.compile(r"[0-9a-f]{32}")  # MLflow's run ids; anything else is resolved first
@@ -371,8 +378,7 @@ def passages_line(run_id: str, spans) -> str:
 
 def run_summary(loaded: registry.LoadedRun) -> str:
     """One line on why the run copies as it does: how it was trained and which weights these are."""
-    cfg = loaded.config
-    metrics = registry.get_run(loaded.run_id).data.metrics
+    cfg, metrics = loaded.config, loaded.metrics  # read at load: no store query per request
     regularizers = [f"{name} {value:g}" for name, value in (
         ("embedding dropout", cfg.embed_dropout), ("weight drop", cfg.weight_drop),
         ("AR", cfg.ar), ("TAR", cfg.tar), ("weight decay", cfg.weight_decay)) if value]
@@ -400,12 +406,7 @@ def cli_line(reference: str, loaded: registry.LoadedRun, prompt: list[str],
     if reference.startswith("models:/") or "@" in reference:
         which = f"--model {shlex.quote(reference if reference.startswith('models:/') else 'models:/' + reference)}"
     else:
-        short = loaded.run_id[:8]
-        try:
-            unique = registry.resolve_run_id(short) == loaded.run_id
-        except ValueError:  # another run's id starts the same way: give the whole id
-            unique = False
-        which = f"--run {short if unique else loaded.run_id}"
+        which = f"--run {short_id(loaded.run_id)}"
     options = f" --length {sampling.max_new_tokens}"
     if sampling.temperature > 0:
         options += f" --temperature {sampling.temperature:g} --seed {sampling.seed}"
@@ -416,6 +417,19 @@ def cli_line(reference: str, loaded: registry.LoadedRun, prompt: list[str],
     if "`" in command:  # it could not be shown as code
         return ""
     return f"The same from the command line:\n```bash\n{command}\n```"
+
+
+@lru_cache(maxsize=64)
+def short_id(run_id: str) -> str:
+    """The run id's first 8 characters when no other run shares them, else the whole id.
+
+    Cached (a store query per request was most of a generation's server time): a run logged
+    later could share the 8 characters, but for random 128-bit ids that is 1 in 4 billion.
+    """
+    try:
+        return run_id[:8] if registry.resolve_run_id(run_id[:8]) == run_id else run_id
+    except ValueError:  # another run's id starts the same way
+        return run_id
 
 
 def novelty_frame(report) -> pd.DataFrame:
@@ -472,12 +486,12 @@ def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 
     # Gradio answers a skip by rebuilding the component and its config (a profile of the server
     # under load: a third of its time), and an unchanged value costs it next to nothing.
     cleared = (None, "*Generating… the report follows when the text is done.*", None, None, "", "", "")
-    last_sent = 0.0
-    for i, token_id in enumerate(stream_ids(loaded.model, ids, sampling)):
+    send_at = time.perf_counter() + FIRST_WORDS_SECONDS
+    for token_id in stream_ids(loaded.model, ids, sampling):
         new.append(loaded.vocab.id_to_token(token_id))
-        if i == 0 or time.perf_counter() - last_sent >= STREAM_SECONDS:  # first words at once
+        if time.perf_counter() >= send_at:
             yield (detokenize(start + new, scheme), *cleared)
-            last_sent = time.perf_counter()
+            send_at = time.perf_counter() + STREAM_SECONDS
     report = analyze(new, source_index(loaded.run_id)[0], min_len=MIN_SPAN)
     figures = "\n\n".join(part for part in (
         run_summary(loaded), headline(report, len(new)), passages_line(loaded.run_id, report.spans),
@@ -1088,6 +1102,7 @@ def _train_worker(job: TrainingJob, config: TrainConfig, text: str, corpus_name:
             job.stop.set()
         state.update(step=step, loss=loss)
 
+    torch.set_num_threads(TRAIN_THREADS)  # this thread's own setting: training uses every core
     try:
         job.run_id = train_run(config, run_name=run_name, text=text, corpus_name=corpus_name,
                                on_log=lines.append, on_step=on_step, stop_event=job.stop)
@@ -1277,6 +1292,7 @@ def main() -> int:
         print(f"app.py: {err}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+    torch.set_num_threads(SERVE_THREADS)  # threads started from now on (the request workers)
     try:
         launch(build_demo(), server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     finally:  # Ctrl-C or SIGTERM: end a training run in progress as KILLED, checkpoint saved

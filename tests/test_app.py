@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import gradio as gr
@@ -112,7 +113,8 @@ def test_refresh_lists_runs_and_selects_newest(use_demo_store):
 # ---- generation ------------------------------------------------------------------------------
 
 def test_generate_streams_then_reports(use_demo_store, monkeypatch):
-    monkeypatch.setattr(app, "STREAM_SECONDS", 0)  # send every word (the real pace is timed)
+    monkeypatch.setattr(app, "STREAM_SECONDS", 0)
+    monkeypatch.setattr(app, "FIRST_WORDS_SECONDS", 0)  # send every word (the real pace is timed)
     outputs = list(app.generate(use_demo_store["windows"], SEED, 30, 0.8, 0, 1.0, 7))
     assert len(outputs) > 3  # the text arrives in pieces before the report
     first = outputs[0]
@@ -130,6 +132,14 @@ def test_generate_streams_then_reports(use_demo_store, monkeypatch):
 
 
 def test_first_words_arrive_before_the_analysis(use_demo_store, monkeypatch):
+    # A slow generation (every clock read 10 ms later): its first words come before the report.
+    now = [0.0]
+
+    def perf_counter() -> float:
+        now[0] += 0.01
+        return now[0]
+
+    monkeypatch.setattr(app, "time", types.SimpleNamespace(perf_counter=perf_counter))
     monkeypatch.setattr(app, "analyze", lambda *a, **k: pytest.fail("analysed before streaming"))
     text = next(app.generate(use_demo_store["windows"], SEED, 50, 0.0))[0]
     assert text.startswith(SEED) and len(text) > len(SEED)

@@ -22,7 +22,7 @@ import sqlite3
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -416,6 +416,7 @@ class LoadedRun:
     source_tokens: list[str]
     step: int  # the training step the loaded weights come from
     note: str = ""  # why other weights than model.pt were loaded, if they were
+    metrics: dict = field(default_factory=dict)  # the run's last value of each metric, at load
 
 
 def get_run(run_id: str):
@@ -445,7 +446,8 @@ def load_run(run_id: str) -> LoadedRun:
     text = source.read_text(encoding="utf-8")
     config = TrainConfig.from_dict(checkpoint["train_config"])
     return LoadedRun(run_id, run.info.run_name, model, vocab, config, text,
-                     tokenize(text, vocab.scheme), checkpoint.get("step", 0), note)
+                     tokenize(text, vocab.scheme), checkpoint.get("step", 0), note,
+                     dict(run.data.metrics))
 
 
 def _best_checkpoint(run) -> tuple[dict, str]:
