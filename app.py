@@ -50,9 +50,10 @@ MIN_SPAN = 4  # shortest verbatim run (in words) that counts as a copied span
 # Send the growing text at most this often: each update costs Gradio several ms of server work
 # for every output, far more than a word costs the model (bench.load).
 STREAM_SECONDS = 0.1
-# The first words are sent once the model has worked this long; a text finished sooner (most
-# requests: 60 words take ~30 ms) goes out once, whole, with its report: one event, not two.
-FIRST_WORDS_SECONDS = 0.04
+# The first words are sent once the model has worked this long; a text finished sooner (30
+# words and their report take ~15 ms) goes out once, whole: one event, not two. Short enough
+# that the first words still reach the screen within 100 ms of the click (bench.latency).
+FIRST_WORDS_SECONDS = 0.02
 SWEEP_TEMPERATURES = (0.0, 0.5, 0.8, 1.0, 1.3, 1.6)
 SWEEP_SEEDS = 3  # samples per temperature above 0 (greedy needs only one)
 SWEEP_MAX_LENGTH = 80  # words per sample in the temperature sweep

@@ -33,7 +33,7 @@ def test_streamed_updates_never_skip_outputs(use_demo_store, monkeypatch):
 
 
 def test_updates_are_paced_by_time_not_by_words(use_demo_store, monkeypatch):
-    fake_clock(monkeypatch, tick=0.02)  # one read per word: the first words after 0.04 s
+    fake_clock(monkeypatch, tick=0.02)  # one read per word: the first words after 0.02 s
     outputs = list(app.generate(use_demo_store["windows"], SEED, 60, 0.8, 0, 1.0, 1))
     texts = [output[0] for output in outputs]
     assert texts[0].startswith(SEED) and 1 <= len(texts[0].split()) - len(SEED.split()) <= 3
