@@ -93,7 +93,7 @@ def test_generate_highlights_copied_spans(page):
     page.screenshot(path=str(SHOTS / "app.png"), full_page=True)
 
     page.get_by_role("tab", name="Look inside").click()
-    page.wait_for_selector("#gates table")  # drawn after each generation
+    page.wait_for_selector("#gates table")  # drawn when the tab opens
     assert "forget gate" in page.locator("#gates").inner_text()
     page.screenshot(path=str(SHOTS / "inside.png"), full_page=True)
 

@@ -11,9 +11,9 @@ from ui.generate_tab import GenerateTab
 
 
 def build(run: gr.Dropdown, generate: GenerateTab) -> None:
-    with gr.Tab("Look inside", id="inside"):
+    with gr.Tab("Look inside", id="inside") as tab:
         gr.Markdown("The gates while the model reads the last generated text, one column per word "
-                    "(drawn after each generation).")
+                    "(drawn when this tab opens).")
         with gr.Row():
             layer = fields.number(value=1, precision=0, minimum=1, label="Layer",
                                   info="Which layer (1 = nearest the words).")
@@ -22,6 +22,8 @@ def build(run: gr.Dropdown, generate: GenerateTab) -> None:
             button = gr.Button("Show the gates", elem_id="gates-btn")
         gates = gr.HTML(elem_id="gates")
     inputs = [run, generate.out, layer, unit]
-    generate.generated.success(app.gates_after_generate, inputs, gates, api_visibility="private",
-                               **app.COMPUTE_SLOT)
+    # Drawn when the tab opens, not after every generation: a classroom clicking Generate then
+    # costs the server one event per click, not two.
+    tab.select(app.gates_after_generate, inputs, gates, api_visibility="private",
+               **app.COMPUTE_SLOT)
     button.click(app.gate_heatmap, inputs, gates, api_name="gates", **app.COMPUTE_SLOT)
