@@ -1,6 +1,6 @@
 """Choosing the windows recipe's schedule and regularizers on the TUNING text only.
 
-    python -m bench.tune schedule|regularizers [--seconds 25] [--only N]
+    python -m bench.tune schedule|regularizers|generalize [--seconds 25] [--only N]
 
 Every setting trains on corpus/lighthouse_keeper.txt (last 10% held out) for the same CPU-time
 budget as bench.heldout measures (``time.thread_time()``, one torch thread) and prints its best
@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from bench.heldout import RECOMMENDED, ours
+from bench.heldout import RECOMMENDED, classic, ours
 from bench.table import print_table
 from lstm_core.text import read_text
 from training.config import DEFAULT_CORPUS
@@ -47,7 +47,37 @@ REGULARIZERS = {
     "same, embed dropout 0.05, no AR/TAR": {**RECOMMENDED, "embed_dropout": 0.05, "ar": 0.0,
                                             "tar": 0.0},
 }
-GRIDS = {"schedule": SCHEDULES, "regularizers": REGULARIZERS}
+# Issue #13 item 3: evaluation granularity, capacity, batch shape, lr and the unigram output bias,
+# each from the windows defaults and from RECOMMENDED's regularizers. None = the classic recipe
+# (bench.heldout.classic), the yardstick on the tuning text too.
+E5 = dict(eval_interval=5)
+AWD5 = {**RECOMMENDED, **E5}  # the AWD regularizers of bench.heldout's RECOMMENDED
+GENERALIZE = {
+    "classic nn.LSTM (the yardstick)": None,
+    "windows defaults (eval every 25 steps)": {},
+    "windows defaults, eval every 5": E5,
+    "windows defaults, eval every 5, unigram bias": {**E5, "unigram_bias": True},
+    "AWD set, eval every 5": {**RECOMMENDED, **E5},
+    "AWD set, eval every 5, unigram bias": {**RECOMMENDED, **E5, "unigram_bias": True},
+    "defaults, eval 5, unigram, hidden 64": {**E5, "unigram_bias": True, "hidden_size": 64,
+                                             "embed_dim": 64},
+    "AWD, eval 5, unigram, hidden 64": {**RECOMMENDED, **E5, "unigram_bias": True,
+                                        "hidden_size": 64, "embed_dim": 64},
+    "defaults, eval 5, unigram, lr 10": {**E5, "unigram_bias": True, "lr": 10.0},
+    "defaults, eval 5, unigram, batch 20 x seq 35": {**E5, "unigram_bias": True,
+                                                     "batch_size": 20, "seq_len": 35},
+    "defaults, eval 5, unigram, backend torch": {**E5, "unigram_bias": True, "backend": "torch"},
+    "defaults, eval 5, unigram, dropout 0.5": {**E5, "unigram_bias": True, "dropout": 0.5},
+    "AWD, eval 5, label smoothing 0.1": {**AWD5, "label_smoothing": 0.1},
+    "AWD, eval 5, label smoothing 0.2": {**AWD5, "label_smoothing": 0.2},
+    "defaults, eval 5, label smoothing 0.1": {**E5, "label_smoothing": 0.1},
+    "AWD, eval every 10": {**RECOMMENDED, "eval_interval": 10},
+    "AWD, eval 5, lr 10": {**AWD5, "lr": 10.0},
+    "AWD, eval 5, seq_len 16": {**AWD5, "seq_len": 16},
+    "AWD, eval 5, backend torch": {**AWD5, "backend": "torch"},
+    "AWD, eval 5, hidden 96": {**AWD5, "hidden_size": 96, "embed_dim": 96},
+}
+GRIDS = {"schedule": SCHEDULES, "regularizers": REGULARIZERS, "generalize": GENERALIZE}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, (name, overrides) in enumerate(GRIDS[args.grid].items()):
         if args.only and i not in args.only:
             continue
-        loss, steps = ours(text, args.seconds, **{**overrides, **common})
+        loss, steps = classic(text, args.seconds) if overrides is None else \
+            ours(text, args.seconds, **{**overrides, **common})
         rows.append((name, f"{args.seconds:.0f} CPU s", f"{math.exp(loss):.1f} ({steps})"))
         print(f"done: {rows[-1]}", flush=True)
     print_table(rows, args.markdown)
