@@ -76,6 +76,20 @@ GENERALIZE = {
     "AWD, eval 5, seq_len 16": {**AWD5, "seq_len": 16},
     "AWD, eval 5, backend torch": {**AWD5, "backend": "torch"},
     "AWD, eval 5, hidden 96": {**AWD5, "hidden_size": 96, "embed_dim": 96},
+    # The best single changes above (seq_len 16, label smoothing 0.1, hidden 96), combined:
+    "AWD, eval 5, seq_len 16, label smoothing 0.1": {**AWD5, "seq_len": 16,
+                                                     "label_smoothing": 0.1},
+    "same, hidden 96": {**AWD5, "seq_len": 16, "label_smoothing": 0.1, "hidden_size": 96,
+                        "embed_dim": 96},
+    "AWD, eval 5, seq_len 16, label smoothing 0.05": {**AWD5, "seq_len": 16,
+                                                      "label_smoothing": 0.05},
+    "AWD, eval 5, seq_len 8, label smoothing 0.1": {**AWD5, "seq_len": 8,
+                                                    "label_smoothing": 0.1},
+    "AWD, eval 5, seq_len 16, label smoothing 0.1, batch 16": {**AWD5, "seq_len": 16,
+                                                               "label_smoothing": 0.1,
+                                                               "batch_size": 16},
+    "AWD, eval 2, seq_len 16, label smoothing 0.1": {**RECOMMENDED, "eval_interval": 2,
+                                                     "seq_len": 16, "label_smoothing": 0.1},
 }
 GRIDS = {"schedule": SCHEDULES, "regularizers": REGULARIZERS, "generalize": GENERALIZE}
 
