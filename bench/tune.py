@@ -1,6 +1,6 @@
 """Choosing the windows recipe's schedule and regularizers on the TUNING text only.
 
-    python -m bench.tune schedule|regularizers [--seconds 25] [--only N]
+    python -m bench.tune schedule|regularizers|generalize [--seconds 25] [--only N]
 
 Every setting trains on corpus/lighthouse_keeper.txt (last 10% held out) for the same CPU-time
 budget as bench.heldout measures (``time.thread_time()``, one torch thread) and prints its best
@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from bench.heldout import RECOMMENDED, ours
+from bench.heldout import AWD, classic, ours
 from bench.table import print_table
 from lstm_core.text import read_text
 from training.config import DEFAULT_CORPUS
@@ -43,11 +43,64 @@ REGULARIZERS = {
     "no AR/TAR": {**FIRST_SET, "ar": 0.0, "tar": 0.0},
     "SGD, schedule instead of NT-ASGD": {**FIRST_SET, "optimizer": "sgd"},
     "windows defaults, no AWD (dropout 0.4)": {},
-    "dropout 0.65, weight drop 0.3, AR 1, TAR 0.5 (bench.heldout's RECOMMENDED)": RECOMMENDED,
-    "same, embed dropout 0.05, no AR/TAR": {**RECOMMENDED, "embed_dropout": 0.05, "ar": 0.0,
+    "dropout 0.65, weight drop 0.3, AR 1, TAR 0.5 (bench.heldout.AWD)": AWD,
+    "same, embed dropout 0.05, no AR/TAR": {**AWD, "embed_dropout": 0.05, "ar": 0.0,
                                             "tar": 0.0},
 }
-GRIDS = {"schedule": SCHEDULES, "regularizers": REGULARIZERS}
+# Issue #13 item 3: evaluation granularity, capacity, batch shape, lr and the unigram output bias,
+# each from the windows defaults and from the AWD regularizers. None = the classic recipe
+# (bench.heldout.classic), the yardstick on the tuning text too.
+E5 = dict(eval_interval=5)
+AWD5 = {**AWD, **E5}  # the AWD regularizers (bench.heldout.AWD)
+GENERALIZE = {
+    "classic nn.LSTM (the yardstick)": None,
+    "windows defaults (eval every 25 steps)": {},
+    "windows defaults, eval every 5": E5,
+    "windows defaults, eval every 5, unigram bias": {**E5, "unigram_bias": True},
+    "AWD set, eval every 5": {**AWD, **E5},
+    "AWD set, eval every 5, unigram bias": {**AWD, **E5, "unigram_bias": True},
+    "defaults, eval 5, unigram, hidden 64": {**E5, "unigram_bias": True, "hidden_size": 64,
+                                             "embed_dim": 64},
+    "AWD, eval 5, unigram, hidden 64": {**AWD, **E5, "unigram_bias": True,
+                                        "hidden_size": 64, "embed_dim": 64},
+    "defaults, eval 5, unigram, lr 10": {**E5, "unigram_bias": True, "lr": 10.0},
+    "defaults, eval 5, unigram, batch 20 x seq 35": {**E5, "unigram_bias": True,
+                                                     "batch_size": 20, "seq_len": 35},
+    "defaults, eval 5, unigram, backend torch": {**E5, "unigram_bias": True, "backend": "torch"},
+    "defaults, eval 5, unigram, dropout 0.5": {**E5, "unigram_bias": True, "dropout": 0.5},
+    "AWD, eval 5, label smoothing 0.1": {**AWD5, "label_smoothing": 0.1},
+    "AWD, eval 5, label smoothing 0.2": {**AWD5, "label_smoothing": 0.2},
+    "defaults, eval 5, label smoothing 0.1": {**E5, "label_smoothing": 0.1},
+    "AWD, eval every 10": {**AWD, "eval_interval": 10},
+    "AWD, eval 5, lr 10": {**AWD5, "lr": 10.0},
+    "AWD, eval 5, seq_len 16": {**AWD5, "seq_len": 16},
+    "AWD, eval 5, backend torch": {**AWD5, "backend": "torch"},
+    "AWD, eval 5, hidden 96": {**AWD5, "hidden_size": 96, "embed_dim": 96},
+    # The best single changes above (seq_len 16, label smoothing 0.1, hidden 96), combined:
+    "AWD, eval 5, seq_len 16, label smoothing 0.1": {**AWD5, "seq_len": 16,
+                                                     "label_smoothing": 0.1},
+    "same, hidden 96": {**AWD5, "seq_len": 16, "label_smoothing": 0.1, "hidden_size": 96,
+                        "embed_dim": 96},
+    "AWD, eval 5, seq_len 16, label smoothing 0.05": {**AWD5, "seq_len": 16,
+                                                      "label_smoothing": 0.05},
+    "AWD, eval 5, seq_len 8, label smoothing 0.1": {**AWD5, "seq_len": 8,
+                                                    "label_smoothing": 0.1},
+    "AWD, eval 5, seq_len 16, label smoothing 0.1, batch 16": {**AWD5, "seq_len": 16,
+                                                               "label_smoothing": 0.1,
+                                                               "batch_size": 16},
+    "AWD, eval 2, seq_len 16, label smoothing 0.1": {**AWD, "eval_interval": 2,
+                                                     "seq_len": 16, "label_smoothing": 0.1},
+    # Around label smoothing 0.1: more capacity, more dropout, the unigram start, bigger batches.
+    "AWD, eval 5, label smoothing 0.1, hidden 256": {**AWD5, "label_smoothing": 0.1,
+                                                     "hidden_size": 256, "embed_dim": 256},
+    "AWD, eval 5, label smoothing 0.1, dropout 0.75": {**AWD5, "label_smoothing": 0.1,
+                                                       "dropout": 0.75},
+    "AWD, eval 5, label smoothing 0.1, unigram bias": {**AWD5, "label_smoothing": 0.1,
+                                                       "unigram_bias": True},
+    "AWD, eval 5, label smoothing 0.1, batch 64": {**AWD5, "label_smoothing": 0.1,
+                                                   "batch_size": 64},
+}
+GRIDS = {"schedule": SCHEDULES, "regularizers": REGULARIZERS, "generalize": GENERALIZE}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, (name, overrides) in enumerate(GRIDS[args.grid].items()):
         if args.only and i not in args.only:
             continue
-        loss, steps = ours(text, args.seconds, **{**overrides, **common})
+        loss, steps = classic(text, args.seconds) if overrides is None else \
+            ours(text, args.seconds, **{**overrides, **common})
         rows.append((name, f"{args.seconds:.0f} CPU s", f"{math.exp(loss):.1f} ({steps})"))
         print(f"done: {rows[-1]}", flush=True)
     print_table(rows, args.markdown)

@@ -53,6 +53,7 @@ class ModelConfig:
     weight_drop: float = 0.0  # DropConnect on each layer's W_hh, one mask per forward call
     ar: float = 0.0  # activation regularization: ar * mean(h^2) added to the training loss
     tar: float = 0.0  # temporal AR: tar * mean((h_t - h_{t-1})^2) added to the training loss
+    label_smoothing: float = 0.0  # training loss only: this share of each target spread over all words
 
     def __post_init__(self) -> None:
         if self.vocab_size < 3:
@@ -62,6 +63,8 @@ class ModelConfig:
         for name in ("dropout", "embed_dropout", "weight_drop"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not (0.0 <= self.ar <= 100.0 and 0.0 <= self.tar <= 100.0):
             raise ValueError(f"ar and tar must be in [0, 100], got {self.ar} and {self.tar}")
         if self.tie_weights and self.embed_dim != self.hidden_size:
@@ -181,6 +184,16 @@ class LSTMLanguageModel(nn.Module):
             nn.init.xavier_uniform_(self.out_weight)
         nn.init.zeros_(self.out_bias)
 
+    def init_output_bias_to_unigram(self, token_ids: Tensor) -> None:
+        """Set the output bias to the log unigram frequencies of ``token_ids`` (add-one smoothed).
+
+        With small output weights (tied, uniform +-0.1) the first predictions are then the text's
+        word frequencies instead of uniform: the model need not spend its first steps learning them.
+        """
+        counts = torch.bincount(token_ids.flatten().cpu(), minlength=self.config.vocab_size).float()
+        with torch.no_grad():
+            self.out_bias.copy_(torch.log((counts + 1.0) / (counts.sum() + counts.numel())))
+
     # -- parameters by layer -------------------------------------------------------------------
 
     def layer_weights(self, layer: int) -> tuple[Tensor, ...]:
@@ -234,7 +247,11 @@ class LSTMLanguageModel(nn.Module):
         logits = F.linear(dropped, self.output_weight, self.out_bias)  # (B, T', V)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+            # Smoothing keeps some probability on every word, the ones the training text never
+            # shows as targets included; evaluation always scores the plain cross-entropy.
+            smoothing = self.config.label_smoothing if self.training else 0.0
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                                   label_smoothing=smoothing)
             if self.training and (self.config.ar or self.config.tar):
                 penalty = (regularizers.activation_penalty(dropped, self.config.ar)
                            + regularizers.temporal_activation_penalty(hidden, self.config.tar))

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lstm_core.bptt import lstm_layer_bptt
@@ -138,6 +139,21 @@ def test_forward_contract_shapes_and_loss():
         model(torch.tensor([1, 2, 3]))
 
 
+def test_label_smoothing_changes_the_training_loss_only():
+    """Training scores smoothed targets (some mass on every word); evaluation the plain loss."""
+    torch.manual_seed(0)
+    model = LSTMLanguageModel(ModelConfig(vocab_size=23, embed_dim=8, hidden_size=8,
+                                          label_smoothing=0.2))
+    idx, targets = torch.randint(0, 23, (2, 5)), torch.randint(0, 23, (2, 5))
+    logits, train_loss, _ = model(idx, targets)
+    flat = logits.reshape(-1, 23), targets.reshape(-1)
+    torch.testing.assert_close(train_loss, F.cross_entropy(*flat, label_smoothing=0.2))
+    assert train_loss.item() != pytest.approx(F.cross_entropy(*flat).item())
+    model.eval()
+    logits, eval_loss, _ = model(idx, targets)
+    torch.testing.assert_close(eval_loss, F.cross_entropy(logits.reshape(-1, 23), targets.reshape(-1)))
+
+
 def test_state_carries_across_calls():
     # Running a sequence in two halves, carrying the state, equals running it at once.
     model = make_model(2, torch.float64)
@@ -183,6 +199,7 @@ def test_dropout_only_in_training_and_weight_tying():
     ({"vocab_size": 10, "dropout": 1.0}, "dropout"),
     ({"vocab_size": 10, "backend": "cuda"}, "backend"),
     ({"vocab_size": 10, "hidden_size": 0}, "positive"),
+    ({"vocab_size": 10, "label_smoothing": 1.0}, "label_smoothing"),
 ])
 def test_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):

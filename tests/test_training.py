@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -231,3 +232,32 @@ def test_windows_defaults_keep_learning():
     assert 0 < config.lr_min < config.lr
     assert config.early_stop_patience > 0
     assert config.lr_patience >= 2  # one noisy evaluation is no plateau
+
+
+def test_unigram_bias_starts_the_model_at_the_word_frequencies():
+    """unigram_bias=True: before any step the model predicts the training text's word frequencies
+    (its validation loss is the unigram cross-entropy, well below the uniform log V)."""
+    import math
+
+    from training.config import add_config_flags
+    from training.loop import Trainer, evaluate
+
+    # A skewed text: "a" is half of it, so a uniform start is far from its frequencies.
+    rng = random.Random(0)
+    text = " ".join(rng.choice(["a"] * 20 + [f"w{i}" for i in range(20)]) for _ in range(2000))
+    plain, unigram = (Trainer(small_config(unigram_bias=flag, memorization_sample=0), text)
+                      for flag in (False, True))
+    ids, vocab_size = unigram.corpus.train_ids, len(unigram.corpus.vocab)
+    counts = torch.bincount(ids, minlength=vocab_size).float()
+    expected = torch.log((counts + 1) / (counts.sum() + vocab_size))
+    assert torch.allclose(unigram.model.out_bias, expected)
+    assert torch.all(plain.model.out_bias == 0)  # off by default: the uniform start
+    losses = [evaluate(t.model, t.corpus.val_ids, 16, t.device) for t in (plain, unigram)]
+    unigram_entropy = -(counts / counts.sum() * expected).sum().item()
+    assert losses[0] == pytest.approx(math.log(vocab_size), abs=0.05)
+    assert losses[1] == pytest.approx(unigram_entropy, abs=0.1)
+    assert losses[1] < losses[0] - 0.3
+    assert unigram.config.to_dict()["unigram_bias"] is True  # logged with the other params
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser)
+    assert parser.parse_args(["--unigram-bias"]).unigram_bias is True

@@ -42,6 +42,8 @@ class TrainConfig:
     weight_drop: float = 0.0  # DropConnect on the hidden-to-hidden weights, one mask per batch, in [0, 1)
     ar: float = 0.0  # activation regularization: ar * mean(h^2) added to the loss (0 = off)
     tar: float = 0.0  # temporal activation regularization: tar * mean((h_t - h_(t-1))^2) (0 = off)
+    label_smoothing: float = 0.0  # training loss: this share of each target spread over all words, in [0, 1)
+    unigram_bias: bool = False  # start the output bias at the training text's log word frequencies (not uniform)
     tie_weights: bool = True  # share embedding and output weights (needs embed_dim == hidden_size)
     weight_decay: float = 0.0  # L2 penalty, applied by Adam
     grad_clip: float = 0.25  # clip the gradient norm to this (0 = no clipping)
@@ -70,6 +72,7 @@ class TrainConfig:
             (0 <= self.embed_dropout < 1 and 0 <= self.weight_drop < 1,
              "embed_dropout and weight_drop must be in [0, 1)"),
             (0 <= self.ar <= 100 and 0 <= self.tar <= 100, "ar and tar must be in [0, 100]"),
+            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (0 <= self.memorization_sample <= 2000, "memorization_sample must be in [0, 2000]"),
             (0 < self.lr_factor < 1, "lr_factor must be between 0 and 1"),
             (self.steps >= 1, "steps must be at least 1"),

@@ -88,7 +88,7 @@ def model_config_for(config: TrainConfig, vocab_size: int) -> ModelConfig:
         tie_weights=config.tie_weights and config.embed_dim == config.hidden_size,
         backend=config.backend, cell=config.cell, locked_dropout=config.locked_dropout,
         embed_dropout=config.embed_dropout, weight_drop=config.weight_drop, ar=config.ar,
-        tar=config.tar)
+        tar=config.tar, label_smoothing=config.label_smoothing)
 
 
 class Batches:
@@ -161,7 +161,10 @@ class Trainer:
         vocab = Vocabulary.from_dict(checkpoint["vocab"]) if checkpoint else None
         self.corpus = Corpus.from_text(text, config, vocab)
         torch.manual_seed(config.seed)
-        self.model = LSTMLanguageModel(model_config_for(config, len(self.corpus.vocab))).to(self.device)
+        self.model = LSTMLanguageModel(model_config_for(config, len(self.corpus.vocab)))
+        if config.unigram_bias:  # a checkpoint, if any, overwrites it below
+            self.model.init_output_bias_to_unigram(self.corpus.train_ids)
+        self.model.to(self.device)
         optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD  # ntasgd: SGD
         self.optimizer = optimizer(self.model.parameters(), lr=config.lr,
                                    weight_decay=config.weight_decay)
