@@ -703,7 +703,8 @@ def _heatmap_page(tokens, rows, cfg, layer: int, unit: int, state: str) -> str:
             f"<th class='rowname'></th>{head}</tr>{''.join(body)}</table></div></div>")
 
 
-def gates_after_generate(run_id: str, text: str, layer: float, unit: float):
+def gates_on_open(run_id: str, text: str, layer: float, unit: float):
+    """The heatmap as the Look inside tab opens; nothing new (no error) while there is no text."""
     try:
         return gate_heatmap(run_id, text, layer, unit)
     except gr.Error:

@@ -26,7 +26,6 @@ from bench.table import print_table
 ROOT = Path(__file__).resolve().parents[1]
 REPEATS = 20
 CHROMIUM = Path("/usr/bin/chromium")
-# In the page: click Generate, then poll the output box until it holds more than the prompt.
 # In the page: click Generate, then poll the output box until it holds new words (each click
 # asks for another length, so the text always differs from the one before).
 CLICK_TO_WORDS_JS = """async (prompt) => {

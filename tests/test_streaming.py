@@ -5,6 +5,7 @@ from __future__ import annotations
 import types
 
 import gradio as gr
+import pytest
 
 import app
 
@@ -38,6 +39,13 @@ def test_updates_are_paced_by_time_not_by_words(use_demo_store, monkeypatch):
     texts = [output[0] for output in outputs]
     assert texts[0].startswith(SEED) and 1 <= len(texts[0].split()) - len(SEED.split()) <= 3
     assert 10 <= len(outputs) - 1 <= 15  # then every 0.1 s (about 5 words), then the report
+
+
+def test_first_words_arrive_before_the_analysis(use_demo_store, monkeypatch):
+    fake_clock(monkeypatch, tick=0.01)  # a slow generation: its first words come before the report
+    monkeypatch.setattr(app, "analyze", lambda *a, **k: pytest.fail("analysed before streaming"))
+    text = next(app.generate(use_demo_store["windows"], SEED, 50, 0.0))[0]
+    assert text.startswith(SEED) and len(text) > len(SEED)
 
 
 def test_a_quick_generation_is_one_event(use_demo_store, monkeypatch):

@@ -15,7 +15,6 @@ class GenerateTab(NamedTuple):
     prompt: gr.Textbox  # the loss tab's temperature sweep starts from the same prompt
     length: gr.Slider
     out: gr.Textbox  # the generated text, which the Look inside tab reads
-    generated: gr.events.Dependency  # the generate event, to chain on when it succeeds
 
 
 def _controls() -> list[gr.components.Component]:
@@ -77,8 +76,8 @@ def build(run: gr.Dropdown) -> GenerateTab:
             report += _continuation()
     prompt, length = controls[:2]
     run.change(app.suggest_prompt, [run, prompt], prompt, api_visibility="private")
-    generated = button.click(
+    button.click(
         app.generate, [run, *controls], report, api_name="generate", show_progress_on=report[0],
         **app.COMPUTE_SLOT,
         api_description="Generate text with a logged run; the first output is the final text.")
-    return GenerateTab(prompt, length, report[0], generated)
+    return GenerateTab(prompt, length, report[0])

@@ -24,6 +24,6 @@ def build(run: gr.Dropdown, generate: GenerateTab) -> None:
     inputs = [run, generate.out, layer, unit]
     # Drawn when the tab opens, not after every generation: a classroom clicking Generate then
     # costs the server one event per click, not two.
-    tab.select(app.gates_after_generate, inputs, gates, api_visibility="private",
+    tab.select(app.gates_on_open, inputs, gates, api_visibility="private",
                **app.COMPUTE_SLOT)
     button.click(app.gate_heatmap, inputs, gates, api_name="gates", **app.COMPUTE_SLOT)
