@@ -1278,9 +1278,15 @@ def ensure_runs(steps: int = 300) -> None:
 
 def launch(demo: gr.Blocks, **kwargs):
     """Launch with the app's theme and styles (Gradio 6 takes them in launch())."""
+    # After every event Gradio's queue rebuilds a traffic summary for its /monitoring page: a
+    # pandas table of up to 10,000 past events, 5 ms per event at a few hundred and 19 ms at
+    # 10,000 (measured), paid by every request of a long-lived Space. The page is turned off
+    # here (its summary of our traffic was public), so the summary is never rebuilt.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(10**12))
     # max_file_size makes Gradio refuse an oversized upload before it is even stored.
     return demo.queue(default_concurrency_limit=2, max_size=QUEUE_MAX_SIZE).launch(
-        theme=gr.themes.Soft(), css=CSS, max_file_size=MAX_UPLOAD_BYTES, **kwargs)
+        theme=gr.themes.Soft(), css=CSS, max_file_size=MAX_UPLOAD_BYTES,
+        enable_monitoring=False, **kwargs)
 
 
 def _sigterm_as_ctrl_c(signum, frame):

@@ -344,6 +344,19 @@ def test_client_generates(client, demo_store):
     assert "train_loss" in str(curves["data"])
 
 
+def test_generate_converts_its_values_in_one_thread_with_gradios_own_methods(client, demo_store):
+    # /generate runs the components' pre/postprocess itself (ui/events.py), not one Gradio
+    # thread hand-off per component; a caller must see exactly what Gradio would have sent.
+    generate = next(fn for fn in app.build_demo().fns.values() if fn.api_name == "generate")
+    assert not generate.preprocess and not generate.postprocess
+    result = client.predict(demo_store["windows"], SEED, 20, 0.0, 0, 1.0, 0, api_name="/generate")
+    assert len(result) == len(generate.outputs) == 8
+    spans, novelty = result[3], result[4]
+    assert spans["headers"] == app.SPAN_COLUMNS and isinstance(spans["data"], list)
+    assert novelty["columns"] == ["n", "novel share"] and novelty["mark"] == "bar"
+    assert [row[0] for row in novelty["data"]] == [str(n) for n in range(1, len(novelty["data"]) + 1)]
+
+
 def test_client_gets_clear_errors(client, demo_store):
     from gradio_client.exceptions import AppError
 

@@ -292,6 +292,16 @@ def test_client_gets_a_clear_line_for_non_numbers(client, demo_store, position, 
         client.predict(*args, api_name="/generate")
 
 
+def test_gradios_monitoring_page_is_off(client):
+    # Its summary of our traffic was public, and rebuilding it cost every event 5-19 ms.
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError, match="403"):
+        urllib.request.urlopen(client.src.rstrip("/") + "/monitoring/summary", timeout=30)
+    assert int(os.environ["GRADIO_ANALYTICS_CACHE_FREQUENCY"]) >= 10**9
+
+
 def test_client_gets_a_clear_line_for_nan_and_strings_elsewhere(client, demo_store):
     from gradio_client.exceptions import AppError
 

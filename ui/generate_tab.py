@@ -8,7 +8,7 @@ import gradio as gr
 import pandas as pd
 
 import app
-from ui import fields
+from ui import events, fields
 
 
 class GenerateTab(NamedTuple):
@@ -76,8 +76,10 @@ def build(run: gr.Dropdown) -> GenerateTab:
             report += _continuation()
     prompt, length = controls[:2]
     run.change(app.suggest_prompt, [run, prompt], prompt, api_visibility="private")
+    inputs = [run, *controls]
     button.click(
-        app.generate, [run, *controls], report, api_name="generate", show_progress_on=report[0],
+        events.converted_in_thread(app.generate, inputs, report), inputs, report,
+        preprocess=False, postprocess=False, api_name="generate", show_progress_on=report[0],
         **app.COMPUTE_SLOT,
         api_description="Generate text with a logged run; the first output is the final text.")
     return GenerateTab(prompt, length, report[0])
