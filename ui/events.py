@@ -20,7 +20,10 @@ import gradio as gr
 
 
 def _wire(component: gr.components.Component, value):
-    """What Gradio's postprocess step would send for ``value``."""
+    """What Gradio's postprocess step would send for ``value``. An update (gr.skip(),
+    gr.update(...)) goes to Gradio as it is, with its new value, if any, converted here."""
+    if isinstance(value, dict) and value.get("__type__") == "update":
+        return {**value, "value": _wire(component, value["value"])} if "value" in value else value
     value = component.postprocess(value)
     return value.model_dump() if hasattr(value, "model_dump") else value
 
