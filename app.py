@@ -50,10 +50,12 @@ MIN_SPAN = 4  # shortest verbatim run (in words) that counts as a copied span
 # Send the growing text at most this often: each update costs Gradio several ms of server work
 # for every output, far more than a word costs the model (bench.load).
 STREAM_SECONDS = 0.1
-# The first words are sent once the model has worked this long; a text finished sooner (30
-# words and their report take ~15 ms) goes out once, whole: one event, not two. Short enough
-# that the first words still reach the screen within 100 ms of the click (bench.latency).
+# A text the model will finish within this time (30 words and their report take ~15 ms) goes
+# out once, whole: one event, not two. A longer one sends its first words as soon as the pace
+# of its first FIRST_WORDS_MIN words projects it past this time (the first word also reads the
+# prompt, so it is not timed alone), or once the model has worked this long.
 FIRST_WORDS_SECONDS = 0.02
+FIRST_WORDS_MIN = 3
 SWEEP_TEMPERATURES = (0.0, 0.5, 0.8, 1.0, 1.3, 1.6)
 SWEEP_SEEDS = 3  # samples per temperature above 0 (greedy needs only one)
 SWEEP_MAX_LENGTH = 80  # words per sample in the temperature sweep
@@ -461,6 +463,16 @@ def continuation(run_id: str, prompt: list[str], new: list[str], scheme: str, re
     return note, model_text, detokenize(source, scheme)
 
 
+def first_words_due(elapsed: float, cpu: float, words: int, length: int) -> bool:
+    """Whether to send the first words now: once FIRST_WORDS_SECONDS have passed, or as soon as
+    the CPU time of the first few words says the whole text will take longer than that (so a
+    text that will be streamed anyway starts on screen at once, not 20 ms later). CPU time, not
+    the clock: under load a thread waits for the GIL or a core, and one wait early on would
+    project a short text long and cost it a second event."""
+    projected = cpu / words * length if words >= FIRST_WORDS_MIN else 0.0
+    return max(elapsed, projected) >= FIRST_WORDS_SECONDS
+
+
 def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 0.0,
              top_k: float = 0, top_p: float = 1.0, seed: float = 0):
     """Generate text from a prompt with a logged run, then measure how much of it is copied.
@@ -487,10 +499,13 @@ def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 
     # Gradio answers a skip by rebuilding the component and its config (a profile of the server
     # under load: a third of its time), and an unchanged value costs it next to nothing.
     cleared = (None, "*Generating… the report follows when the text is done.*", None, None, "", "", "")
-    send_at = time.perf_counter() + FIRST_WORDS_SECONDS
+    started, started_cpu = time.perf_counter(), time.thread_time()
+    send_at = None  # when the next update is due, once the first words are out
     for token_id in stream_ids(loaded.model, ids, sampling):
         new.append(loaded.vocab.id_to_token(token_id))
-        if time.perf_counter() >= send_at:
+        now = time.perf_counter()
+        if now >= send_at if send_at else first_words_due(
+                now - started, time.thread_time() - started_cpu, len(new), sampling.max_new_tokens):
             yield (detokenize(start + new, scheme), *cleared)
             send_at = time.perf_counter() + STREAM_SECONDS
     report = analyze(new, source_index(loaded.run_id)[0], min_len=MIN_SPAN)

@@ -20,7 +20,9 @@ def fake_clock(monkeypatch, tick: float) -> None:
         now[0] += tick
         return now[0]
 
-    monkeypatch.setattr(app, "time", types.SimpleNamespace(perf_counter=perf_counter))
+    # CPU time reads the same clock without moving it on (one tick per word, as before).
+    monkeypatch.setattr(app, "time", types.SimpleNamespace(perf_counter=perf_counter,
+                                                           thread_time=lambda: now[0]))
 
 
 def test_streamed_updates_never_skip_outputs(use_demo_store, monkeypatch):
@@ -54,6 +56,32 @@ def test_a_quick_generation_is_one_event(use_demo_store, monkeypatch):
     fake_clock(monkeypatch, tick=1e-6)
     outputs = list(app.generate(use_demo_store["windows"], SEED, 60, 0.8, 0, 1.0, 1))
     assert len(outputs) == 1 and outputs[0][2]  # the report's figures are there
+
+
+def test_a_text_that_will_be_streamed_anyway_starts_at_once(use_demo_store, monkeypatch):
+    # 1 ms per word: 60 words will take 60 ms, past FIRST_WORDS_SECONDS, so the first words go
+    # out after the FIRST_WORDS_MIN words that gave the pace, not after 20 ms of work.
+    fake_clock(monkeypatch, tick=0.001)
+    outputs = list(app.generate(use_demo_store["windows"], SEED, 60, 0.8, 0, 1.0, 1))
+    first = outputs[0][0].split()
+    assert len(first) - len(SEED.split()) == app.FIRST_WORDS_MIN and len(outputs) >= 2
+
+
+def test_a_text_projected_to_end_in_time_stays_one_event(use_demo_store, monkeypatch):
+    fake_clock(monkeypatch, tick=0.001)  # 10 words at 1 ms each: 10 ms, within 20 ms
+    outputs = list(app.generate(use_demo_store["windows"], SEED, 10, 0.8, 0, 1.0, 1))
+    assert len(outputs) == 1
+
+
+@pytest.mark.parametrize("elapsed, cpu, words, length, due", [
+    (0.020, 0.001, 1, 30, True),  # FIRST_WORDS_SECONDS have passed: due whatever the projection
+    (0.005, 0.005, 2, 60, False),  # too few words timed to project (the first one read the prompt)
+    (0.002, 0.002, 3, 60, True),  # 0.67 ms a word x 60 = 40 ms: due now
+    (0.002, 0.002, 3, 25, False),  # x 25 = 17 ms: it will end in time, one event
+    (0.010, 0.001, 3, 30, False),  # 9 ms spent waiting for a core: projected on CPU, 10 ms
+])
+def test_first_words_due(elapsed, cpu, words, length, due):
+    assert app.first_words_due(elapsed, cpu, words, length) is due
 
 
 def test_a_generation_asks_the_store_nothing_once_the_run_is_loaded(use_demo_store, monkeypatch):
