@@ -50,10 +50,10 @@ MIN_SPAN = 4  # shortest verbatim run (in words) that counts as a copied span
 # Send the growing text at most this often: each update costs Gradio several ms of server work
 # for every output, far more than a word costs the model (bench.load).
 STREAM_SECONDS = 0.1
-# A text the model will finish within this time (30 words and their report take ~15 ms) goes
-# out once, whole: one event, not two. A longer one sends its first words as soon as the pace
-# of its first FIRST_WORDS_MIN words projects it past this time (the first word also reads the
-# prompt, so it is not timed alone), or once the model has worked this long.
+# A text the model will finish within this much work (CPU time; 30 words and their report take
+# ~15 ms) goes out once, whole: one event, not two. A longer one sends its first words as soon
+# as the pace of its first FIRST_WORDS_MIN words projects it past this (the first word also
+# reads the prompt, so it is not timed alone), or once the model has worked this long.
 FIRST_WORDS_SECONDS = 0.02
 FIRST_WORDS_MIN = 3
 SWEEP_TEMPERATURES = (0.0, 0.5, 0.8, 1.0, 1.3, 1.6)
@@ -78,6 +78,8 @@ EMPTY_STORE = ("**No runs are logged yet.** Train one in the **Train** tab (the 
                "takes a minute or two); it is selected here when done.")
 SPAN_COLUMNS = ["copied text", "words", "where in the source", "the source there (in context)"]
 _TRAIN_LOCK = threading.Lock()  # one training at a time on a shared machine
+_GENERATING = [0]  # generations in progress in this process (they pace their first words)
+_GENERATING_LOCK = threading.Lock()
 # A request's model work runs on one core: two requests run at once (COMPUTE_SLOT) on a 2-CPU
 # Space, and splitting one word's small matrix products over both cores cost a 30-word
 # generation 9 ms more CPU than it saved (25 against 16 ms). A training run keeps every core.
@@ -463,14 +465,42 @@ def continuation(run_id: str, prompt: list[str], new: list[str], scheme: str, re
     return note, model_text, detokenize(source, scheme)
 
 
-def first_words_due(elapsed: float, cpu: float, words: int, length: int) -> bool:
-    """Whether to send the first words now: once FIRST_WORDS_SECONDS have passed, or as soon as
-    the CPU time of the first few words says the whole text will take longer than that (so a
-    text that will be streamed anyway starts on screen at once, not 20 ms later). CPU time, not
-    the clock: under load a thread waits for the GIL or a core, and one wait early on would
-    project a short text long and cost it a second event."""
+def words_with_updates(loaded, ids: list[int], sampling: SamplingConfig, new: list[str]):
+    """Generate into ``new``, yielding (None) whenever the growing text should be sent.
+
+    Alone on the server, a text starts on screen within FIRST_WORDS_SECONDS of work. Beside
+    other generations the first update waits STREAM_SECONDS of work instead: a short text then
+    goes out once, whole, while the server has the least time to spare for a second event
+    (under 16 callers, per-word CPU time is 2-4x the quiet figure, and with the 20 ms rule most
+    30-word texts went out in two or three events)."""
+    with _GENERATING_LOCK:
+        _GENERATING[0] += 1
+        busy = _GENERATING[0] > 1
+    try:
+        budget = STREAM_SECONDS if busy else FIRST_WORDS_SECONDS
+        started = time.thread_time()  # this thread's CPU time: the model's work (SERVE_THREADS)
+        send_at = None  # when the next update is due, once the first words are out
+        for token_id in stream_ids(loaded.model, ids, sampling):
+            new.append(loaded.vocab.id_to_token(token_id))
+            if time.perf_counter() >= send_at if send_at else first_words_due(
+                    time.thread_time() - started, len(new), sampling.max_new_tokens, budget):
+                yield
+                send_at = time.perf_counter() + STREAM_SECONDS
+    finally:
+        with _GENERATING_LOCK:
+            _GENERATING[0] -= 1
+
+
+def first_words_due(cpu: float, words: int, length: int,
+                    budget: float = FIRST_WORDS_SECONDS) -> bool:
+    """Whether to send the first words now: once the model has worked ``budget`` seconds, or
+    as soon as the pace of the first few words says the whole text will take longer than that
+    (so a text that will be streamed anyway starts on screen at once, not 20 ms later). Work is
+    this thread's CPU time, not the clock: under load a thread waits for the GIL or a core, and
+    on the clock a 30-word text would then go out in two or three events instead of one, more
+    work for a server that has none to spare (seen in a profile of 16 callers)."""
     projected = cpu / words * length if words >= FIRST_WORDS_MIN else 0.0
-    return max(elapsed, projected) >= FIRST_WORDS_SECONDS
+    return max(cpu, projected) >= budget
 
 
 def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 0.0,
@@ -499,15 +529,8 @@ def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 
     # Gradio answers a skip by rebuilding the component and its config (a profile of the server
     # under load: a third of its time), and an unchanged value costs it next to nothing.
     cleared = (None, "*Generating… the report follows when the text is done.*", None, None, "", "", "")
-    started, started_cpu = time.perf_counter(), time.thread_time()
-    send_at = None  # when the next update is due, once the first words are out
-    for token_id in stream_ids(loaded.model, ids, sampling):
-        new.append(loaded.vocab.id_to_token(token_id))
-        now = time.perf_counter()
-        if now >= send_at if send_at else first_words_due(
-                now - started, time.thread_time() - started_cpu, len(new), sampling.max_new_tokens):
-            yield (detokenize(start + new, scheme), *cleared)
-            send_at = time.perf_counter() + STREAM_SECONDS
+    for _ in words_with_updates(loaded, ids, sampling, new):
+        yield (detokenize(start + new, scheme), *cleared)
     report = analyze(new, source_index(loaded.run_id)[0], min_len=MIN_SPAN)
     figures = "\n\n".join(part for part in (
         run_summary(loaded), headline(report, len(new)), passages_line(loaded.run_id, report.spans),

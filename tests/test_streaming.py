@@ -20,9 +20,9 @@ def fake_clock(monkeypatch, tick: float) -> None:
         now[0] += tick
         return now[0]
 
-    # CPU time reads the same clock without moving it on (one tick per word, as before).
+    # The first words are paced on CPU time, later updates on the clock: one clock for both.
     monkeypatch.setattr(app, "time", types.SimpleNamespace(perf_counter=perf_counter,
-                                                           thread_time=lambda: now[0]))
+                                                           thread_time=perf_counter))
 
 
 def test_streamed_updates_never_skip_outputs(use_demo_store, monkeypatch):
@@ -73,15 +73,52 @@ def test_a_text_projected_to_end_in_time_stays_one_event(use_demo_store, monkeyp
     assert len(outputs) == 1
 
 
-@pytest.mark.parametrize("elapsed, cpu, words, length, due", [
-    (0.020, 0.001, 1, 30, True),  # FIRST_WORDS_SECONDS have passed: due whatever the projection
-    (0.005, 0.005, 2, 60, False),  # too few words timed to project (the first one read the prompt)
-    (0.002, 0.002, 3, 60, True),  # 0.67 ms a word x 60 = 40 ms: due now
-    (0.002, 0.002, 3, 25, False),  # x 25 = 17 ms: it will end in time, one event
-    (0.010, 0.001, 3, 30, False),  # 9 ms spent waiting for a core: projected on CPU, 10 ms
+def test_beside_other_generations_a_short_text_goes_out_whole(use_demo_store, monkeypatch):
+    # 1 ms a word: 60 words = 60 ms of work. Alone it streams (test above); with another
+    # generation in progress its first update waits STREAM_SECONDS of work, so it is one event.
+    fake_clock(monkeypatch, tick=0.001)
+    monkeypatch.setattr(app, "_GENERATING", [1])
+    outputs = list(app.generate(use_demo_store["windows"], SEED, 60, 0.8, 0, 1.0, 1))
+    assert len(outputs) == 1 and app._GENERATING == [1]  # counted in, then out again
+
+
+def test_an_abandoned_generation_is_counted_out(use_demo_store, monkeypatch):
+    fake_clock(monkeypatch, tick=0.001)
+    stream = app.generate(use_demo_store["windows"], SEED, 60, 0.8, 0, 1.0, 1)
+    next(stream)
+    assert app._GENERATING == [1]
+    stream.close()  # a client that went away: Gradio closes the generator
+    assert app._GENERATING == [0]
+
+
+@pytest.mark.parametrize("cpu, words, length, due", [
+    (0.020, 1, 1, True),  # FIRST_WORDS_SECONDS of work: due whatever the projection
+    (0.005, 2, 60, False),  # too few words timed to project (the first one read the prompt)
+    (0.002, 3, 60, True),  # 0.67 ms a word x 60 = 40 ms: due now
+    (0.002, 3, 25, False),  # x 25 = 17 ms: it will end in time, one event
 ])
-def test_first_words_due(elapsed, cpu, words, length, due):
-    assert app.first_words_due(elapsed, cpu, words, length) is due
+def test_first_words_due(cpu, words, length, due):
+    assert app.first_words_due(cpu, words, length) is due
+
+
+def test_first_words_wait_for_work_not_for_the_clock(use_demo_store, monkeypatch):
+    # Under load the clock runs on while the thread waits for a core; a 30-word text whose
+    # work stays under FIRST_WORDS_SECONDS must still go out as one event.
+    cpu = [0.0]
+
+    def thread_time() -> float:
+        cpu[0] += 1e-4
+        return cpu[0]
+
+    wall = [0.0]
+
+    def perf_counter() -> float:
+        wall[0] += 0.05  # 50 ms of waiting per read
+        return wall[0]
+
+    monkeypatch.setattr(app, "time", types.SimpleNamespace(perf_counter=perf_counter,
+                                                           thread_time=thread_time))
+    assert len(list(app.generate(use_demo_store["windows"], SEED, 30, 0.8, 0, 1.0, 1))) == 1
 
 
 def test_a_generation_asks_the_store_nothing_once_the_run_is_loaded(use_demo_store, monkeypatch):
