@@ -28,7 +28,6 @@ import argparse
 import contextlib
 import math
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from lstm_core.data import SequentialBatches
 from lstm_core.model import LSTMLanguageModel, ModelConfig
 from lstm_core.text import read_text
 from training.config import SPIKE, TrainConfig
-from training.loop import Corpus, Trainer, evaluate
+from training.loop import Corpus, Trainer, evaluate, token_losses
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = {"the_spike.txt": SPIKE,
@@ -72,37 +71,23 @@ class Score:
     steps: int
     seen_ppl: float  # perplexity on held-out tokens whose word occurs in the training part
     unseen_nats: float  # mean loss on held-out tokens whose word never does (nan if none)
+    unseen_share: float  # the share of held-out tokens whose word the training part never shows
 
     def cell(self) -> str:
         return (f"{math.exp(self.loss):.1f} ({self.steps}; seen {self.seen_ppl:.1f}, "
                 f"unseen {self.unseen_nats:.2f})")
 
 
-def split_scores(model: LSTMLanguageModel, train_ids: torch.Tensor, val_ids: torch.Tensor,
-                 steps: int) -> Score:
-    """Held-out loss, read in order with the state carried (as ``evaluate``), split by whether
-    each target word occurs in the training part."""
+def split_scores(model: LSTMLanguageModel, corpus: Corpus, seq_len: int, steps: int) -> Score:
+    """Held-out loss as ``evaluate`` reads it, split by whether each target word occurs in the
+    training part."""
     in_training = torch.zeros(model.config.vocab_size, dtype=torch.bool)
-    in_training[train_ids] = True
-    was_training, state, losses, seen = model.training, None, [], []
-    model.eval()
-    with torch.no_grad():
-        for x, y in SequentialBatches(val_ids, batch_size=1, seq_len=64):
-            logits, _, state = model(x, y, state)
-            losses.append(torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none"))
-            seen.append(in_training[y.reshape(-1)])
-    model.train(was_training)
-    losses, seen = torch.cat(losses), torch.cat(seen)
+    in_training[corpus.train_ids] = True
+    losses = token_losses(model, corpus.val_ids, seq_len, torch.device("cpu"))
+    seen = in_training[corpus.val_ids[1:]]
     unseen = losses[~seen].mean().item() if (~seen).any() else math.nan
-    return Score(losses.mean().item(), steps, math.exp(losses[seen].mean().item()), unseen)
-
-
-def unseen_share(text: str) -> float:
-    """The share of held-out tokens whose word the training part never contains."""
-    corpus = Corpus.from_text(text, TrainConfig(val_fraction=0.1))
-    counts = Counter(corpus.train_ids.tolist())
-    return sum(counts[t] == 0 for t in corpus.val_ids.tolist()) / len(corpus.val_ids)
+    return Score(losses.mean().item(), steps, math.exp(losses[seen].mean().item()), unseen,
+                 1.0 - seen.float().mean().item())
 
 
 def cpu_deadline(seconds: float):
@@ -125,7 +110,7 @@ def ours(text: str, seconds: float, **overrides) -> Score:
         if final < trainer.best_val:
             best = trainer.checkpoint()
     trainer.model.load_state_dict(best["state_dict"])
-    return split_scores(trainer.model, trainer.corpus.train_ids, trainer.corpus.val_ids, trainer.step)
+    return split_scores(trainer.model, trainer.corpus, config.seq_len, trainer.step)
 
 
 def classic(text: str, seconds: float, hidden: int = 128, bptt: int = 35, batch: int = 20) -> Score:
@@ -157,7 +142,7 @@ def classic(text: str, seconds: float, hidden: int = 128, bptt: int = 35, batch:
         else:
             lr /= 4.0  # anneal when validation stops improving
     model.load_state_dict(best_weights)
-    return split_scores(model, corpus.train_ids, corpus.val_ids, step)
+    return split_scores(model, corpus, bptt, step)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,9 +161,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # so thread_time() is all of a side's computation
     texts = {name: read_text(path) for name, path in TEXTS.items()
              if path.exists() and (not args.text or name in args.text)}
-    rows = [("recipe", "CPU-time budget") + tuple(
-        f"{name} ({unseen_share(text):.0%} unseen): val ppl (steps; seen ppl, unseen nats)"
-        for name, text in texts.items())]
     results: dict[str, list[Score]] = {}
     recipes = [("recommended (windows + AWD, eval every 5, seq_len 16)", args.seconds, RECOMMENDED),
                ("classic nn.LSTM (SGD lr 20, clip 0.25, anneal /4)", args.seconds, None),
@@ -189,12 +171,16 @@ def main(argv: list[str] | None = None) -> int:
         recipes += [(name, args.ablation_seconds, {**RECOMMENDED, **change})
                     for name, change in ABLATIONS.items()]
     for name, seconds, overrides in recipes:
-        scores = [classic(text, seconds) if overrides is None else ours(text, seconds, **overrides)
-                  for text in texts.values()]
-        results[name] = scores
-        cells = [score.cell() for score in scores]
-        rows.append((name, f"{seconds:.0f} CPU s", *cells))
-        print(f"done: {name}: {cells}", flush=True)
+        results[name] = [classic(text, seconds) if overrides is None else
+                         ours(text, seconds, **overrides) for text in texts.values()]
+        print(f"done: {name}: {[score.cell() for score in results[name]]}", flush=True)
+    # Every recipe splits a text the same way: the shares come from the first one run, if any.
+    shares = [f" ({score.unseen_share:.0%} unseen)" for score in next(iter(results.values()), [])]
+    rows = [("recipe", "CPU-time budget") + tuple(
+        f"{name}{share}: val ppl (steps; seen ppl, unseen nats)"
+        for name, share in zip(texts, shares or [""] * len(texts), strict=True))]
+    rows += [(name, f"{seconds:.0f} CPU s", *(score.cell() for score in results[name]))
+             for name, seconds, _ in recipes]
     print_table(rows, args.markdown)
     if args.ablation_only:
         return 0

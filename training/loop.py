@@ -136,19 +136,27 @@ class Batches:
 
 
 @torch.inference_mode()
+def token_losses(model: LSTMLanguageModel, ids: Tensor, seq_len: int,
+                 device: torch.device) -> Tensor:
+    """The next-token loss at every position of ``ids`` (len(ids) - 1 values, on the CPU), read
+    in order with the state carried throughout, in eval mode."""
+    was_training = model.training
+    model.eval()
+    losses, state = [], None
+    for x, y in SequentialBatches(ids, batch_size=1, seq_len=max(seq_len, 64)):
+        logits, _, state = model(x.to(device), state=state)
+        losses.append(torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), y.to(device).reshape(-1),
+            reduction="none").detach().cpu())
+    model.train(was_training)
+    return torch.cat(losses)
+
+
 def evaluate(model: LSTMLanguageModel, ids: Tensor, seq_len: int, device: torch.device) -> float:
     """Mean next-token loss over ``ids``, read in order with the state carried throughout."""
     if len(ids) < 2:
         return math.nan
-    was_training = model.training
-    model.eval()
-    total, count, state = 0.0, 0, None
-    for x, y in SequentialBatches(ids, batch_size=1, seq_len=max(seq_len, 64)):
-        _, loss, state = model(x.to(device), y.to(device), state)
-        total += loss.item() * y.numel()
-        count += y.numel()
-    model.train(was_training)
-    return total / count
+    return token_losses(model, ids, seq_len, device).double().mean().item()
 
 
 class Trainer:
