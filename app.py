@@ -497,9 +497,8 @@ def first_words_due(cpu: float, words: int, length: int,
     """Whether to send the first words now: once the model has worked ``budget`` seconds, or
     as soon as the pace of the first few words says the whole text will take longer than that
     (so a text that will be streamed anyway starts on screen at once, not 20 ms later). Work is
-    this thread's CPU time, not the clock: under load a thread waits for the GIL or a core, and
-    on the clock a 30-word text would then go out in two or three events instead of one, more
-    work for a server that has none to spare (seen in a profile of 16 callers)."""
+    this thread's CPU time, not the clock: under load a thread also waits for the GIL or a
+    core, and waiting is no sign of a long text (``words_with_updates`` has the figures)."""
     projected = cpu / words * length if words >= FIRST_WORDS_MIN else 0.0
     return max(cpu, projected) >= budget
 

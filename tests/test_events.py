@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import gradio as gr
 import pandas as pd
 
@@ -40,8 +42,6 @@ def test_inputs_go_through_the_components_own_preprocess():
 def test_the_api_keeps_the_functions_own_parameter_names():
     def fn(run_id: str, prompt: str = "x"):
         yield (prompt,)
-
-    import inspect
 
     wrapped = converted_in_thread(fn, [gr.Textbox(), gr.Textbox()], [gr.Textbox()])
     assert list(inspect.signature(wrapped).parameters) == ["run_id", "prompt"]

@@ -4,8 +4,8 @@ For every input and every output of an event, Gradio runs the component's ``prep
 ``postprocess`` in a worker thread of its own, one hand-off per component, awaited in turn. The
 conversions themselves take microseconds, but each hand-off wakes a thread and passes the GIL
 back and forth while the model computes: Generate (7 inputs, 8 outputs) paid 15 of them per
-request where an echo app pays 2, and a profile of the server under a classroom's load found
-a fifth of its time in those hand-offs. ``converted_in_thread`` wraps a generator so that the
+request where an echo app pays 2. In a profile of the server under a classroom's load, waking
+worker threads was 17% of the samples, 9 points of it for these conversions. ``converted_in_thread`` wraps a generator so that the
 components' own methods run inside it, and the event is then declared with
 ``preprocess=False, postprocess=False``: the same checks and the same values on the wire, one
 thread for all of it.
