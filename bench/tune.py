@@ -121,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     for i, (name, overrides) in enumerate(GRIDS[args.grid].items()):
         if args.only and i not in args.only:
             continue
-        loss, steps = classic(text, args.seconds) if overrides is None else \
+        score = classic(text, args.seconds) if overrides is None else \
             ours(text, args.seconds, **{**overrides, **common})
-        rows.append((name, f"{args.seconds:.0f} CPU s", f"{math.exp(loss):.1f} ({steps})"))
+        rows.append((name, f"{args.seconds:.0f} CPU s", f"{math.exp(score.loss):.1f} ({score.steps})"))
         print(f"done: {rows[-1]}", flush=True)
     print_table(rows, args.markdown)
     return 0
