@@ -503,6 +503,15 @@ def first_words_due(cpu: float, words: int, length: int,
     return max(cpu, projected) >= budget
 
 
+# The report's outputs while the text streams (after generate's first output, the text). They
+# are sent as plain values, never gr.skip(): Gradio answers a skip by rebuilding the component
+# and its config (a profile of the server under load: a third of its time), and an unchanged
+# value costs it next to nothing. The spans table keeps its own column names meanwhile (None
+# would show Gradio's default columns, "1 2 3").
+REPORT_WHILE_GENERATING = (None, "*Generating… the report follows when the text is done.*",
+                           pd.DataFrame(columns=SPAN_COLUMNS), None, "", "", "")
+
+
 def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 0.0,
              top_k: float = 0, top_p: float = 1.0, seed: float = 0):
     """Generate text from a prompt with a logged run, then measure how much of it is copied.
@@ -525,12 +534,8 @@ def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 
     ids = prompt_ids(prompt, loaded)
     scheme = loaded.vocab.scheme
     start, new = loaded.vocab.decode(ids), []
-    # While streaming, the report's outputs are sent as these plain values, never gr.skip():
-    # Gradio answers a skip by rebuilding the component and its config (a profile of the server
-    # under load: a third of its time), and an unchanged value costs it next to nothing.
-    cleared = (None, "*Generating… the report follows when the text is done.*", None, None, "", "", "")
     for _ in words_with_updates(loaded, ids, sampling, new):
-        yield (detokenize(start + new, scheme), *cleared)
+        yield (detokenize(start + new, scheme), *REPORT_WHILE_GENERATING)
     report = analyze(new, source_index(loaded.run_id)[0], min_len=MIN_SPAN)
     figures = "\n\n".join(part for part in (
         run_summary(loaded), headline(report, len(new)), passages_line(loaded.run_id, report.spans),

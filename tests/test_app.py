@@ -118,6 +118,8 @@ def test_generate_streams_then_reports(use_demo_store, monkeypatch):
     assert len(outputs) > 3  # the text arrives in pieces before the report
     first = outputs[0]
     assert first[0].startswith(SEED) and first[1] is None  # old report cleared
+    # ... with the spans table empty under its own column names (None would show "1 2 3")
+    assert list(first[3].columns) == app.SPAN_COLUMNS and first[3].empty
     result = final(outputs)
     assert result["text"].startswith(SEED)
     assert result["highlight"][0] == (SEED, "prompt")
