@@ -24,6 +24,7 @@ import threading
 import time
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 if __name__ == "__main__":  # `python app.py`: the ui/ modules' `import app` must find this module,
@@ -508,8 +509,19 @@ def first_words_due(cpu: float, words: int, length: int,
 # and its config (a profile of the server under load: a third of its time), and an unchanged
 # value costs it next to nothing. The spans table keeps its own column names meanwhile (None
 # would show Gradio's default columns, "1 2 3").
-REPORT_WHILE_GENERATING = (None, "*Generating… the report follows when the text is done.*",
-                           pd.DataFrame(columns=SPAN_COLUMNS), None, "", "", "")
+GENERATING_NOTE = "*Generating… the report follows when the text is done.*"
+REPORT_WHILE_GENERATING = (None, GENERATING_NOTE, pd.DataFrame(columns=SPAN_COLUMNS), None,
+                           "", "", "")
+
+
+class PendingReport(NamedTuple):
+    """What the report of a generated text needs, handed from the page's text event to its
+    report event (generate_on_page, then report_outputs)."""
+
+    reference: str  # the run as the user named it (the command line in the report repeats it)
+    prompt: list[str]
+    new: list[str]
+    sampling: SamplingConfig
 
 
 def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 0.0,
@@ -529,20 +541,53 @@ def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 
         The text (prompt + generated words) first, then the memorization report: highlighted
         text, headline figures, copied spans, n-gram novelty, and the source's continuation.
     """
+    text = None
+    for text, pending in _streamed_text(run_id, prompt, length, temperature, top_k, top_p, seed):
+        if pending is None:
+            yield (text, *REPORT_WHILE_GENERATING)
+    yield (text, *report_outputs(pending))
+
+
+def generate_on_page(run_id: str, prompt: str, length: float = 60, temperature: float = 0.0,
+                     top_k: float = 0, top_p: float = 1.0, seed: float = 0):
+    """The Generate button's first event: ``generate``'s text, then what its report needs
+    (``report_outputs``, the button's second event).
+
+    The button does not call ``generate`` (the /generate API does): on the page, every update
+    of a report output makes the browser redraw it, and tearing down the old report (table,
+    plot, highlight) or drawing the new one held the first words back whenever it came in the
+    same update or close behind it. So this event sends only the text and the figures line
+    ("Generating…"); the page hides the rest of the old report itself on the click
+    (ui.generate_tab), and the report follows in its own event. Yields (text, figures line,
+    PendingReport or gr.skip(), which for a gr.State costs Gradio nothing)."""
+    for text, pending in _streamed_text(run_id, prompt, length, temperature, top_k, top_p, seed):
+        yield text, GENERATING_NOTE, pending if pending is not None else gr.skip()
+
+
+def _streamed_text(run_id, prompt, length, temperature, top_k, top_p, seed):
+    """(text so far, None) at each update the text should be sent, then (text, PendingReport)."""
     loaded = load(run_id)
     sampling = sampling_config(length, temperature, top_k, top_p, seed)
     ids = prompt_ids(prompt, loaded)
     scheme = loaded.vocab.scheme
     start, new = loaded.vocab.decode(ids), []
     for _ in words_with_updates(loaded, ids, sampling, new):
-        yield (detokenize(start + new, scheme), *REPORT_WHILE_GENERATING)
+        yield detokenize(start + new, scheme), None
+    yield detokenize(start + new, scheme), PendingReport(run_id, start, new, sampling)
+
+
+def report_outputs(pending: PendingReport) -> tuple:
+    """The memorization report of a generated text: ``generate``'s outputs after the text (the
+    Generate button's second event)."""
+    loaded = load(pending.reference)
+    start, new, scheme = pending.prompt, pending.new, loaded.vocab.scheme
     report = analyze(new, source_index(loaded.run_id)[0], min_len=MIN_SPAN)
     figures = "\n\n".join(part for part in (
         run_summary(loaded), headline(report, len(new)), passages_line(loaded.run_id, report.spans),
-        cli_line(run_id, loaded, start, sampling)) if part)
-    yield (detokenize(start + new, scheme), highlight(start, new, report.spans, scheme),
-           figures, spans_table(loaded.run_id, new, report.spans, scheme),
-           novelty_frame(report), *continuation(loaded.run_id, start, new, scheme, report))
+        cli_line(pending.reference, loaded, start, pending.sampling)) if part)
+    return (highlight(start, new, report.spans, scheme), figures,
+            spans_table(loaded.run_id, new, report.spans, scheme), novelty_frame(report),
+            *continuation(loaded.run_id, start, new, scheme, report))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1260,6 +1305,7 @@ CSS = """
 #highlight .token { display: inline; -webkit-box-decoration-break: clone; box-decoration-break: clone; }
 #highlight .token.highlighted { margin: 0; padding: 2px 3px; border-left: 3px solid rgba(0, 0, 0, 0.3); }
 #refresh-btn { align-self: center; }
+.report-stale .report-part { visibility: hidden; }
 .gates .scroll { overflow-x: auto; }
 .gates table { border-collapse: collapse; font-size: 11px; color: #111; }
 .gates th { font-weight: normal; writing-mode: vertical-rl; transform: rotate(180deg);

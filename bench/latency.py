@@ -54,7 +54,7 @@ def browser_latencies(url: str, prompt: str) -> list[float] | None:
                                     args=["--headless", "--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page()
-            page.goto(url, wait_until="networkidle")
+            page.goto(url, wait_until="load")  # not networkidle: the page keeps a heartbeat stream open
             page.wait_for_function("() => document.querySelector('#run input')?.value")
             page.locator("#prompt textarea").fill(prompt)
             length = page.locator("#length input[type=number]")

@@ -33,7 +33,7 @@ def main() -> int:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
                 page = browser.new_page(viewport={"width": 1280, "height": 1000})
-                page.goto(demo.local_url, wait_until="networkidle")
+                page.goto(demo.local_url, wait_until="load")  # not networkidle: the page keeps a heartbeat stream open
                 page.wait_for_function("() => document.querySelector('#run input')?.value")
                 page.locator("#run input").click()
                 page.get_by_role("option", name="demo-seed").first.click()

@@ -132,6 +132,41 @@ def test_generate_streams_then_reports(use_demo_store, monkeypatch):
     assert again["text"] == result["text"]  # the random seed makes it reproducible
 
 
+def test_the_page_gets_the_same_text_and_report_in_two_events(use_demo_store, monkeypatch):
+    # The Generate button streams the text alone, then asks for the report (generate_on_page,
+    # report_outputs); the /generate API sends both in one event. Same settings, same result.
+    monkeypatch.setattr(app, "STREAM_SECONDS", 0)
+    monkeypatch.setattr(app, "FIRST_WORDS_SECONDS", 0)
+    updates = list(app.generate_on_page(use_demo_store["windows"], SEED, 30, 0.8, 0, 1.0, 7))
+    assert len(updates) > 3 and all(len(update) == 3 for update in updates)
+    assert all(figures == app.GENERATING_NOTE for _, figures, _ in updates)
+    assert all(pending == gr.skip() for _, _, pending in updates[:-1])  # a State: no cost
+    text, _, pending = updates[-1]
+    assert isinstance(pending, app.PendingReport) and len(pending.new) == 30
+    api = list(app.generate(use_demo_store["windows"], SEED, 30, 0.8, 0, 1.0, 7))[-1]
+    report = app.report_outputs(pending)
+    assert text == api[0] and len(report) == len(api) - 1 == 7
+    for ours, theirs in zip(report, api[1:], strict=True):
+        if isinstance(ours, pd.DataFrame):
+            pd.testing.assert_frame_equal(ours, theirs)
+        else:
+            assert ours == theirs
+
+
+def test_the_button_hides_the_old_report_and_shows_the_new_one_or_the_old_on_error():
+    fns = list(app.build_demo().fns.values())
+    text = next(fn for fn in fns if fn.name == "generate_on_page")
+    report = next(fn for fn in fns if fn.name == "report_outputs")
+    api = next(fn for fn in fns if fn.api_name == "generate")
+    assert "report-stale" in text.js and text.api_visibility == "private"
+    assert [type(c).__name__ for c in text.outputs] == ["Textbox", "Markdown", "State"]
+    assert report.trigger_after == text._id and report.trigger_only_on_success
+    assert report.outputs == api.outputs[1:]  # the API's report outputs, filled by the page's event
+    shown_again = [fn for fn in fns if fn.js and "classList.remove('report-stale')" in fn.js]
+    assert {fn.trigger_after for fn in shown_again} == {report._id, text._id}  # success / failure
+    assert any(fn.trigger_only_on_failure for fn in shown_again)
+    assert not (api.preprocess or api.postprocess or report.preprocess or report.postprocess)
+
 def test_generate_finds_copied_spans(use_memorizer):
     result = final(app.generate(use_memorizer["run_id"], SEED, 40, 0.0))
     copied = [text for text, label in result["highlight"] if label == "copied"]

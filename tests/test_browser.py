@@ -21,6 +21,15 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = Path(__file__).resolve().parent / "screenshots"
 SEED = "i was twenty-three when"  # the corpus's first words: the memorizing run recites on
+# Records each time the page hides or shows the old report (a class on <body>) in reportHidden.
+WATCH_REPORT_HIDING = """() => {
+  window.reportHidden = [];
+  let hidden = document.body.classList.contains('report-stale');
+  new MutationObserver(() => {
+    const now = document.body.classList.contains('report-stale');
+    if (now !== hidden) { hidden = now; window.reportHidden.push(now); }
+  }).observe(document.body, {attributes: true, attributeFilter: ['class']});
+}"""
 
 pytestmark = [
     pytest.mark.browser,
@@ -61,7 +70,7 @@ def page(app_url):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(app_url, wait_until="networkidle")
+            page.goto(app_url, wait_until="load")  # not networkidle: the page keeps a heartbeat stream open
             page.wait_for_selector("#gen-btn")
             # The run list is filled on page load; the newest demo run is selected.
             page.wait_for_function("() => document.querySelector('#run input')?.value"
@@ -78,6 +87,7 @@ def test_generate_highlights_copied_spans(page):
     temperature = page.locator("#temperature input[type=number]")
     temperature.fill("0")  # greedy: the memorizing run recites its text
     temperature.press("Enter")
+    page.evaluate(WATCH_REPORT_HIDING)
     page.locator("#gen-btn").click()
     page.wait_for_function(
         "s => { const e = document.querySelector('#out textarea');"
@@ -90,6 +100,10 @@ def test_generate_highlights_copied_spans(page):
         "() => document.querySelector('#figures')?.innerText.includes('copied from the training text')")
     assert "Why:" in page.locator("#figures").inner_text()
     assert "paragraph" in page.locator("#spans").inner_text()
+    # The old report was hidden on the click and the new one is shown once it is in.
+    page.wait_for_function("() => !document.body.classList.contains('report-stale')")
+    assert page.evaluate("window.reportHidden") == [True, False]
+    assert page.locator("#highlight").evaluate("e => getComputedStyle(e).visibility") == "visible"
     page.screenshot(path=str(SHOTS / "app.png"), full_page=True)
 
     page.get_by_role("tab", name="Look inside").click()
@@ -99,7 +113,11 @@ def test_generate_highlights_copied_spans(page):
 
 
 def test_unknown_words_are_named_in_an_error(page):
+    page.evaluate(WATCH_REPORT_HIDING)
     page.locator("#prompt textarea, #prompt input").first.fill("the zorblax")
     page.locator("#gen-btn").click()
     page.wait_for_selector("text=zorblax", timeout=10_000)
     assert "not in the vocabulary" in page.locator("body").inner_text()
+    # The report hidden on the click comes back when the request fails.
+    page.wait_for_function("() => !document.body.classList.contains('report-stale')")
+    assert page.evaluate("window.reportHidden") == [True, False]

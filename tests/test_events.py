@@ -45,3 +45,18 @@ def test_the_api_keeps_the_functions_own_parameter_names():
 
     wrapped = converted_in_thread(fn, [gr.Textbox(), gr.Textbox()], [gr.Textbox()])
     assert list(inspect.signature(wrapped).parameters) == ["run_id", "prompt"]
+
+
+def test_a_plain_function_stays_one_reply_not_a_stream():
+    # Gradio streams an event whose function is a generator; a function that returns once
+    # (the Generate button's report event) must stay one reply.
+    with gr.Blocks():
+        number, text, table = gr.Number(precision=0), gr.Textbox(), gr.Dataframe()
+    frame = pd.DataFrame({"n": [2]})
+
+    def fn(count: int):
+        return str(count), frame
+
+    wrapped = converted_in_thread(fn, [number], [text, table])
+    assert not inspect.isgeneratorfunction(wrapped)
+    assert wrapped(2.4) == ("2", table.postprocess(frame).model_dump())

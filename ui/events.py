@@ -5,16 +5,17 @@ For every input and every output of an event, Gradio runs the component's ``prep
 conversions themselves take microseconds, but each hand-off wakes a thread and passes the GIL
 back and forth while the model computes: Generate (7 inputs, 8 outputs) paid 15 of them per
 request where an echo app pays 2. In a profile of the server under a classroom's load, waking
-worker threads was 17% of the samples, 9 points of it for these conversions. ``converted_in_thread`` wraps a generator so that the
-components' own methods run inside it, and the event is then declared with
-``preprocess=False, postprocess=False``: the same checks and the same values on the wire, one
-thread for all of it.
+worker threads was 17% of the samples, 9 points of it for these conversions.
+``converted_in_thread`` wraps a function (or a generator) so that the components' own methods
+run inside it, and the event is then declared with ``preprocess=False, postprocess=False``:
+the same checks and the same values on the wire, one thread for all of it.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Sequence
+import inspect
+from collections.abc import Callable, Sequence
 
 import gradio as gr
 
@@ -28,18 +29,30 @@ def _wire(component: gr.components.Component, value):
     return value.model_dump() if hasattr(value, "model_dump") else value
 
 
-def converted_in_thread(fn: Callable[..., Iterator[tuple]], inputs: Sequence,
-                        outputs: Sequence) -> Callable[..., Iterator[tuple]]:
-    """``fn`` (a generator of output tuples) with its inputs preprocessed and every yielded
-    tuple postprocessed by the components themselves; use with preprocess=False,
-    postprocess=False. The signature (and so the API's parameter names) stays ``fn``'s."""
+def converted_in_thread(fn: Callable, inputs: Sequence, outputs: Sequence) -> Callable:
+    """``fn`` (a function returning, or a generator yielding, tuples of output values) with its
+    inputs preprocessed and its outputs postprocessed by the components themselves; use with
+    preprocess=False, postprocess=False. The signature (and so the API's parameter names)
+    stays ``fn``'s."""
+
+    def values_of(payloads):
+        return [component.preprocess(payload)
+                for component, payload in zip(inputs, payloads, strict=True)]
+
+    def wired(result):
+        return tuple(_wire(component, value)
+                     for component, value in zip(outputs, result, strict=True))
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def stream(*payloads):
+            for result in fn(*values_of(payloads)):
+                yield wired(result)
+
+        return stream
 
     @functools.wraps(fn)
-    def run(*payloads):
-        values = [component.preprocess(payload) for component, payload in zip(inputs, payloads,
-                                                                                strict=True)]
-        for result in fn(*values):
-            yield tuple(_wire(component, value) for component, value in zip(outputs, result,
-                                                                            strict=True))
+    def call(*payloads):
+        return wired(fn(*values_of(payloads)))
 
-    return run
+    return call

@@ -17,6 +17,14 @@ class GenerateTab(NamedTuple):
     out: gr.Textbox  # the generated text, which the Look inside tab reads
 
 
+# While a text streams, the page hides the old report's parts (app.CSS): the class goes on the
+# page with the click, in the browser, and comes off when the new report is in or the request
+# failed. Hiding keeps the layout, so nothing is redrawn; clearing them would be redrawing.
+REPORT_PART = ["report-part"]
+HIDE_OLD_REPORT = "(...inputs) => { document.body.classList.add('report-stale'); return inputs; }"
+SHOW_REPORT = "() => { document.body.classList.remove('report-stale'); }"
+
+
 def _controls() -> list[gr.components.Component]:
     prompt = gr.Textbox(label="Prompt", value="i was twenty-three when", elem_id="prompt",
                         info="The words the text starts with; they must occur in the training "
@@ -43,24 +51,26 @@ def _report() -> list[gr.components.Component]:
     figures = gr.Markdown(elem_id="figures")
     marked = gr.HighlightedText(label="Copied from the training text (spans of 4+ words)",
                                 color_map={"copied": "#f97316", "prompt": "#94a3b8"},
-                                show_legend=True, show_inline_category=False, elem_id="highlight")
+                                show_legend=True, show_inline_category=False, elem_id="highlight",
+                                elem_classes=REPORT_PART)
     spans = gr.Dataframe(pd.DataFrame(columns=app.SPAN_COLUMNS), wrap=True, label="Copied spans",
                          interactive=False, elem_id="spans", max_height=320,
-                         column_widths=["38%", "9%", "18%", "35%"])
+                         column_widths=["38%", "9%", "18%", "35%"], elem_classes=REPORT_PART)
     return [out, marked, figures, spans]
 
 
 def _continuation() -> list[gr.components.Component]:
     novelty = gr.BarPlot(x="n", y="novel share", y_lim=[0, 1], height=260, scale=1, min_width=280,
                          title="n-gram novelty (share never in the source)", x_title="n (words)",
-                         elem_id="novelty")
+                         elem_id="novelty", elem_classes=REPORT_PART)
     with gr.Column(scale=2):
         note = gr.Markdown("Where the prompt occurs in the training text, its own continuation "
-                           "shows beside the model's.")
+                           "shows beside the model's.", elem_classes=REPORT_PART)
         with gr.Row():
-            model_text = gr.Textbox(label="The model's continuation", lines=5, interactive=False)
+            model_text = gr.Textbox(label="The model's continuation", lines=5, interactive=False,
+                                    elem_classes=REPORT_PART)
             source_text = gr.Textbox(label="The training text's own continuation", lines=5,
-                                     interactive=False)
+                                     interactive=False, elem_classes=REPORT_PART)
     return [novelty, note, model_text, source_text]
 
 
@@ -74,12 +84,25 @@ def build(run: gr.Dropdown) -> GenerateTab:
                 report = _report()
         with gr.Row():
             report += _continuation()
+        api_only = gr.Button(visible=False, elem_id="generate-api")  # the /generate API's trigger
+        pending = gr.State()  # from the button's text event to its report event
     prompt, length = controls[:2]
     run.change(app.suggest_prompt, [run, prompt], prompt, api_visibility="private")
     inputs = [run, *controls]
-    button.click(
+    # The page's button: the text streams in one event and the report follows in a second
+    # (app.generate_on_page says why).
+    out, figures = report[0], report[2]
+    text = button.click(
+        events.converted_in_thread(app.generate_on_page, inputs, [out, figures, pending]),
+        inputs, [out, figures, pending], preprocess=False, postprocess=False, js=HIDE_OLD_REPORT,
+        show_progress_on=out, api_visibility="private", **app.COMPUTE_SLOT)
+    text.success(events.converted_in_thread(app.report_outputs, [pending], report[1:]),
+                 pending, report[1:], preprocess=False, postprocess=False, show_progress="hidden",
+                 api_visibility="private", **app.COMPUTE_SLOT).then(None, js=SHOW_REPORT)
+    text.failure(None, js=SHOW_REPORT)
+    # The /generate API: the text and its report in one event, on a button nobody sees.
+    api_only.click(
         events.converted_in_thread(app.generate, inputs, report), inputs, report,
-        preprocess=False, postprocess=False, api_name="generate", show_progress_on=report[0],
-        **app.COMPUTE_SLOT,
+        preprocess=False, postprocess=False, api_name="generate", **app.COMPUTE_SLOT,
         api_description="Generate text with a logged run; the first output is the final text.")
     return GenerateTab(prompt, length, report[0])
