@@ -45,7 +45,7 @@ class TrainConfig:
     label_smoothing: float = 0.0  # training loss: this share of each target spread over all words, in [0, 1)
     unigram_bias: bool = False  # start the output bias at the training text's log word frequencies (not uniform)
     tie_weights: bool = True  # share embedding and output weights (needs embed_dim == hidden_size)
-    weight_decay: float = 0.0  # L2 penalty, applied by Adam
+    weight_decay: float = 0.0  # L2 penalty on every weight, applied by the optimizer (SGD and Adam alike)
     grad_clip: float = 0.25  # clip the gradient norm to this (0 = no clipping)
     val_fraction: float = 0.1  # contiguous tail of the text held out for validation (0 = none)
     eval_interval: int = 25  # steps between validation runs and log lines
