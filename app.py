@@ -579,6 +579,8 @@ def _streamed_text(run_id, prompt, length, temperature, top_k, top_p, seed):
 def report_outputs(pending: PendingReport) -> tuple:
     """The memorization report of a generated text: ``generate``'s outputs after the text (the
     Generate button's second event)."""
+    if not isinstance(pending, PendingReport):  # the page's state holds none (a direct call)
+        raise gr.Error("There is no generated text to report on: generate one first.")
     loaded = load(pending.reference)
     start, new, scheme = pending.prompt, pending.new, loaded.vocab.scheme
     report = analyze(new, source_index(loaded.run_id)[0], min_len=MIN_SPAN)

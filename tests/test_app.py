@@ -153,6 +153,14 @@ def test_the_page_gets_the_same_text_and_report_in_two_events(use_demo_store, mo
             assert ours == theirs
 
 
+def test_a_report_without_a_generated_text_is_a_clear_error():
+    # The report event reads the page's state; called without one (its own request, a
+    # session that never generated), it says so instead of failing on None.
+    for pending in (None, {"reference": "x"}):
+        with pytest.raises(gr.Error, match="generate one first"):
+            app.report_outputs(pending)
+
+
 def test_the_button_hides_the_old_report_and_shows_the_new_one_or_the_old_on_error():
     fns = list(app.build_demo().fns.values())
     text = next(fn for fn in fns if fn.name == "generate_on_page")
