@@ -159,6 +159,18 @@ def evaluate(model: LSTMLanguageModel, ids: Tensor, seq_len: int, device: torch.
     return token_losses(model, ids, seq_len, device).double().mean().item()
 
 
+def on_cpu(value):
+    """A copy of a nested dict/list of tensors with every tensor on the CPU, so a checkpoint
+    written on a GPU loads on a machine without one."""
+    if isinstance(value, Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: on_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(on_cpu(item) for item in value)
+    return value
+
+
 class Trainer:
     """Owns the model, optimizer and schedule for one run; ``run()`` trains to the end."""
 
@@ -202,11 +214,13 @@ class Trainer:
             "vocab": self.corpus.vocab.to_dict(),
             # clone: on a CPU .cpu() is the live tensor, which NT-ASGD's swap would overwrite
             "state_dict": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": on_cpu(self.optimizer.state_dict()),  # Adam's moments live on the GPU there
             "scheduler": {k: v for k, v in self.scheduler.state_dict().items()
                           if isinstance(v, (int, float, str, list, type(None)))},
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),  # dropout masks draw from the global generator
+            # ... or, on a GPU, from the GPU's own one
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "step": self.step,
             "best_val": self.best_val,
             "evals_since_best": self.evals_since_best,
@@ -222,6 +236,8 @@ class Trainer:
             self.scheduler.load_state_dict(checkpoint["scheduler"])
             self.generator.set_state(checkpoint["generator"])
             torch.set_rng_state(checkpoint["torch_rng"])
+            if self.device.type == "cuda" and checkpoint.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(checkpoint["cuda_rng"], self.device)
             self.step = int(checkpoint["step"])
             self.best_val = float(checkpoint["best_val"])
             self.evals_since_best = int(checkpoint["evals_since_best"])
