@@ -23,6 +23,10 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="PyTorch s
 CUDA = torch.device("cuda")
 # (dtype, absolute tolerance) for backends on one device, as in the CPU parity tests.
 PRECISIONS = [(torch.float32, 1e-5), (torch.float64, 1e-10)]
+# cuDNN's fused kernels (the "torch" backend) sum in their own order. On an H100, float32, 5 seeds:
+# scratch vs autograd differed by at most 1.1e-7 everywhere; cuDNN's plain RNN under AR/TAR,
+# whose gradients reach 6.5, by up to 7.7e-5 (float64 agrees to 1e-10, so it is rounding).
+FUSED_FLOAT32_TOL = 1e-4
 ALL_ON = dict(dropout=0.3, locked_dropout=True, embed_dropout=0.2, weight_drop=0.5, ar=2.0, tar=1.0)
 BACKENDS = {"lstm": ("autograd", "scratch", "torch"), "gru": ("autograd", "torch"),
             "rnn": ("autograd", "torch")}
@@ -80,7 +84,8 @@ def test_backends_agree_on_the_gpu_under_the_same_masks(cell, regularized, dtype
     if regularized:  # other masks give other logits: the comparison below is not vacuous
         assert not torch.allclose(reference[0], forward_backward(model, first, idx, targets, 6)[0])
     for backend in others:
-        assert_same(forward_backward(model, backend, idx, targets), reference, tol, backend)
+        assert_same(forward_backward(model, backend, idx, targets), reference,
+                    FUSED_FLOAT32_TOL if backend == "torch" and dtype == torch.float32 else tol, backend)
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
