@@ -466,7 +466,8 @@ def continuation(run_id: str, prompt: list[str], new: list[str], scheme: str, re
     return note, model_text, detokenize(source, scheme)
 
 
-def words_with_updates(loaded, ids: list[int], sampling: SamplingConfig, new: list[str]):
+def words_with_updates(loaded, ids: list[int], sampling: SamplingConfig, new: list[str],
+                       first_words_now: bool = False):
     """Generate into ``new``, yielding (None) whenever the growing text should be sent.
 
     Alone on the server, a text starts on screen within FIRST_WORDS_SECONDS of work. Beside
@@ -474,12 +475,13 @@ def words_with_updates(loaded, ids: list[int], sampling: SamplingConfig, new: li
     goes out once, whole, while the server has the least time to spare for a second event
     (in a probe with 16 callers inside the server's own process, per-word CPU time was 2-4x
     the quiet figure, and with the 20 ms rule nearly every 30-word text went out in two or
-    three events; with this rule 78% went out in one)."""
+    three events; with this rule 78% went out in one). ``first_words_now`` keeps the quiet
+    rule in any case (the page's first-words event, whose words are generated again later)."""
     with _GENERATING_LOCK:
         _GENERATING[0] += 1
         busy = _GENERATING[0] > 1
     try:
-        budget = STREAM_SECONDS if busy else FIRST_WORDS_SECONDS
+        budget = STREAM_SECONDS if busy and not first_words_now else FIRST_WORDS_SECONDS
         started = time.thread_time()  # this thread's CPU time: the model's work (SERVE_THREADS)
         send_at = None  # when the next update is due, once the first words are out
         for token_id in stream_ids(loaded.model, ids, sampling):
@@ -515,8 +517,8 @@ REPORT_WHILE_GENERATING = (None, GENERATING_NOTE, pd.DataFrame(columns=SPAN_COLU
 
 
 class PendingReport(NamedTuple):
-    """What the report of a generated text needs, handed from the page's text event to its
-    report event (generate_on_page, then report_outputs)."""
+    """What the report of a generated text needs, handed from the page's text events to its
+    report event (first_words_on_page and rest_on_page, then report_outputs)."""
 
     reference: str  # the run as the user named it (the command line in the report repeats it)
     prompt: list[str]
@@ -542,38 +544,88 @@ def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 
         text, headline figures, copied spans, n-gram novelty, and the source's continuation.
     """
     text = None
-    for text, pending in _streamed_text(run_id, prompt, length, temperature, top_k, top_p, seed):
+    for text, _, pending in _streamed_text(run_id, prompt, length, temperature, top_k, top_p, seed):
         if pending is None:
             yield (text, *REPORT_WHILE_GENERATING)
     yield (text, *report_outputs(pending))
 
 
-def generate_on_page(run_id: str, prompt: str, length: float = 60, temperature: float = 0.0,
-                     top_k: float = 0, top_p: float = 1.0, seed: float = 0):
-    """The Generate button's first event: ``generate``'s text, then what its report needs
-    (``report_outputs``, the button's second event).
+class FirstWords(NamedTuple):
+    """What the Generate button's first event (first_words_on_page) hands to its second
+    (rest_on_page)."""
 
-    The button does not call ``generate`` (the /generate API does): on the page, every update
-    of a report output makes the browser redraw it, and tearing down the old report (table,
-    plot, highlight) or drawing the new one held the first words back whenever it came in the
-    same update or close behind it. So this event sends only the text and the figures line
-    ("Generating…"); the page hides the rest of the old report itself on the click
-    (ui.generate_tab), and the report follows in its own event. Yields (text, figures line,
-    PendingReport or gr.skip(), which for a gr.State costs Gradio nothing)."""
-    for text, pending in _streamed_text(run_id, prompt, length, temperature, top_k, top_p, seed):
-        yield text, GENERATING_NOTE, pending if pending is not None else gr.skip()
+    request: tuple  # (run_id, prompt, length, temperature, top_k, top_p, seed) as the page sent it
+    text: str  # what is on screen
+    shown: int  # generated words on screen
+    pending: PendingReport | None  # set when the text was finished in the first event
 
 
-def _streamed_text(run_id, prompt, length, temperature, top_k, top_p, seed):
-    """(text so far, None) at each update the text should be sent, then (text, PendingReport)."""
+def first_words_on_page(run_id: str, prompt: str, length: float = 60, temperature: float = 0.0,
+                        top_k: float = 0, top_p: float = 1.0, seed: float = 0):
+    """The Generate button's first event: the first words of ``generate``'s text, outside the
+    queue (a plain request and its answer), then ``rest_on_page`` streams the rest.
+
+    The page does not call ``generate`` (the /generate API does), for two reasons measured in
+    Chromium. Going through the queue (join, then open the event's stream) cost ~55 ms before
+    the first words could show, where one plain request costs ~30. And every update of a report
+    output makes the browser redraw it: tearing down the old report (table, plot, highlight) or
+    drawing the new one held the first words back whenever it came close behind them. So the
+    text events send only the text and the figures line ("Generating…"), the page hides the
+    rest of the old report itself on the click (ui.generate_tab), and the report follows in its
+    own event (``report_outputs``).
+
+    Outside the queue nothing bounds how many run at once, so this event does little: the
+    first words (the quiet rule of ``words_with_updates``: 3 words, or a short text whole), and
+    only for a run named by its full id (the picker's values; a name is a look-up in the
+    store). Otherwise it leaves the whole request to ``rest_on_page``. Returns (text, figures
+    line, FirstWords)."""
+    request = (run_id, prompt, length, temperature, top_k, top_p, seed)
+    if not FULL_RUN_ID.fullmatch(str(run_id)):  # a name or prefix is a store query: in the queue
+        return gr.skip(), gr.skip(), FirstWords(request, "", 0, None)
+    try:
+        updates = _streamed_text(*request, first_words_now=True)
+        try:
+            text, shown, pending = next(updates)
+        finally:
+            updates.close()  # a text that goes on is generated again by rest_on_page
+    except Exception:  # handed on, not swallowed: see below
+        # Outside the queue, Gradio shows no error on the page (the browser only gets an HTTP
+        # 500). Nothing is on screen yet, so rest_on_page runs the whole request in the queue,
+        # where the same error is raised again and shown as any other.
+        return gr.skip(), gr.skip(), FirstWords(request, "", 0, None)
+    return text, GENERATING_NOTE, FirstWords(request, text, shown, pending)
+
+
+def rest_on_page(first: FirstWords):
+    """The Generate button's second event: the rest of the text (in the queue, streamed),
+    then what its report needs. Yields (text, figures line, PendingReport or gr.skip(), which
+    for a gr.State costs Gradio nothing).
+
+    The same request gives the same text (a random seed is always set), so the words already
+    on screen are generated again and not sent; that is at most the first-words budget of
+    model time, against a second way of carrying the model's state and random generator from
+    one event to the next."""
+    if not isinstance(first, FirstWords):  # the page's state holds none (a direct call)
+        raise gr.Error("There is no text being generated: press Generate first.")
+    if first.pending is not None:  # finished in the first event
+        yield first.text, GENERATING_NOTE, first.pending
+        return
+    for text, shown, pending in _streamed_text(*first.request):
+        if pending is not None or shown > first.shown:
+            yield text, GENERATING_NOTE, pending if pending is not None else gr.skip()
+
+
+def _streamed_text(run_id, prompt, length, temperature, top_k, top_p, seed, first_words_now=False):
+    """(text so far, generated words, None) at each update the text should be sent, then
+    (text, generated words, PendingReport)."""
     loaded = load(run_id)
     sampling = sampling_config(length, temperature, top_k, top_p, seed)
     ids = prompt_ids(prompt, loaded)
     scheme = loaded.vocab.scheme
     start, new = loaded.vocab.decode(ids), []
-    for _ in words_with_updates(loaded, ids, sampling, new):
-        yield detokenize(start + new, scheme), None
-    yield detokenize(start + new, scheme), PendingReport(run_id, start, new, sampling)
+    for _ in words_with_updates(loaded, ids, sampling, new, first_words_now):
+        yield detokenize(start + new, scheme), len(new), None
+    yield detokenize(start + new, scheme), len(new), PendingReport(run_id, start, new, sampling)
 
 
 def report_outputs(pending: PendingReport) -> tuple:

@@ -132,20 +132,15 @@ def test_generate_streams_then_reports(use_demo_store, monkeypatch):
     assert again["text"] == result["text"]  # the random seed makes it reproducible
 
 
-def test_the_page_gets_the_same_text_and_report_in_two_events(use_demo_store, monkeypatch):
-    # The Generate button streams the text alone, then asks for the report (generate_on_page,
-    # report_outputs); the /generate API sends both in one event. Same settings, same result.
-    monkeypatch.setattr(app, "STREAM_SECONDS", 0)
-    monkeypatch.setattr(app, "FIRST_WORDS_SECONDS", 0)
-    updates = list(app.generate_on_page(use_demo_store["windows"], SEED, 30, 0.8, 0, 1.0, 7))
-    assert len(updates) > 3 and all(len(update) == 3 for update in updates)
-    assert all(figures == app.GENERATING_NOTE for _, figures, _ in updates)
-    assert all(pending == gr.skip() for _, _, pending in updates[:-1])  # a State: no cost
-    text, _, pending = updates[-1]
-    assert isinstance(pending, app.PendingReport) and len(pending.new) == 30
-    api = list(app.generate(use_demo_store["windows"], SEED, 30, 0.8, 0, 1.0, 7))[-1]
-    report = app.report_outputs(pending)
-    assert text == api[0] and len(report) == len(api) - 1 == 7
+def page_events(run_id, *settings):
+    """The Generate button's three events in turn, as the page chains them."""
+    text, figures, first = app.first_words_on_page(run_id, *settings)
+    rest = list(app.rest_on_page(first))
+    return (text, figures, first), rest, app.report_outputs(rest[-1][2])
+
+
+def assert_same_report(report, api):
+    assert len(report) == len(api) - 1 == 7
     for ours, theirs in zip(report, api[1:], strict=True):
         if isinstance(ours, pd.DataFrame):
             pd.testing.assert_frame_equal(ours, theirs)
@@ -153,27 +148,94 @@ def test_the_page_gets_the_same_text_and_report_in_two_events(use_demo_store, mo
             assert ours == theirs
 
 
+def test_the_page_gets_the_same_text_and_report_in_three_events(use_demo_store, monkeypatch):
+    # The Generate button: the first words outside the queue (first_words_on_page), the rest
+    # streamed (rest_on_page), then the report (report_outputs); the /generate API sends it all
+    # in one event. Same settings, same result.
+    monkeypatch.setattr(app, "STREAM_SECONDS", 0)
+    monkeypatch.setattr(app, "FIRST_WORDS_SECONDS", 0)
+    settings = (SEED, 30, 0.8, 0, 1.0, 7)
+    (text, figures, first), rest, report = page_events(use_demo_store["windows"], *settings)
+    api = list(app.generate(use_demo_store["windows"], *settings))[-1]
+    assert figures == app.GENERATING_NOTE and first.pending is None
+    assert 0 < first.shown < 30 and text == first.text and api[0].startswith(text)
+    # The rest sends only texts longer than the one on screen, growing, and ends with the report's needs.
+    assert len(rest) > 2 and all(len(update) == 3 for update in rest)
+    assert all(figures == app.GENERATING_NOTE for _, figures, _ in rest)
+    assert all(pending == gr.skip() for _, _, pending in rest[:-1])  # a State: no cost
+    texts = [text] + [update[0] for update in rest[:-1]]  # the last may repeat the text
+    assert all(len(a) < len(b) and b.startswith(a) for a, b in zip(texts, texts[1:], strict=False))
+    assert rest[-1][0] == api[0] and len(rest[-1][2].new) == 30
+    assert_same_report(report, api)
+
+
+def test_a_short_text_is_finished_in_the_first_event(use_demo_store, monkeypatch):
+    monkeypatch.setattr(app, "FIRST_WORDS_SECONDS", 60)  # all the work fits in the first event
+    settings = (SEED, 12, 0.0, 0, 1.0, 0)
+    (text, _, first), rest, report = page_events(use_demo_store["windows"], *settings)
+    api = list(app.generate(use_demo_store["windows"], *settings))[-1]
+    assert first.shown == 12 and text == api[0] and first.pending is not None
+    assert len(rest) == 1 and rest[0] == (text, app.GENERATING_NOTE, first.pending)  # no second generation
+    assert_same_report(report, api)
+
+
+def test_the_first_words_event_hands_a_refused_request_to_the_queued_event(use_demo_store):
+    # Outside the queue Gradio shows no error on the page (an HTTP 500), so the first event
+    # sends nothing and the queued one refuses the request with the usual message. Its own
+    # generation stops at the first words whatever the length asked for.
+    run = use_demo_store["windows"]
+    for args, message in [((SEED, 10**6), "Length"), (("the <b>zorblax</b>", 5), "zorblax"),
+                          (("x " * 5000, 5), "characters long"), ((SEED, 5, math.nan), "Temperature"),
+                          ((SEED, 5, 0.0, "many"), "Top-k must be a number")]:
+        text, figures, first = app.first_words_on_page(run, *args)
+        assert text == figures == gr.skip() and first.shown == 0 and first.pending is None
+        with pytest.raises(gr.Error, match=message):
+            list(app.rest_on_page(first))
+    with pytest.raises(gr.Error, match="There is no run"):
+        list(app.rest_on_page(app.first_words_on_page("no-such-run", SEED, 5)[2]))
+    # A run name or id prefix is a look-up in the store: left to the queued event, which finds it.
+    by_name = app.first_words_on_page(run[:8], SEED, 5)[2]
+    assert by_name.shown == 0 and len(list(app.rest_on_page(by_name))[-1][2].new) == 5
+
+
+def test_the_first_words_event_stops_early_even_beside_other_generations(use_demo_store, monkeypatch):
+    # Beside other generations the queued events send their first update late (one event for
+    # a short text); the first-words event keeps the quiet rule: 3 words of a long text.
+    monkeypatch.setattr(app, "_GENERATING", [1])
+    _, _, first = app.first_words_on_page(use_demo_store["windows"], SEED, app.MAX_LENGTH, 0.0)
+    assert first.shown == app.FIRST_WORDS_MIN and first.pending is None
+    assert app._GENERATING[0] == 1  # its stopped generation is counted out again
+
+
 def test_a_report_without_a_generated_text_is_a_clear_error():
-    # The report event reads the page's state; called without one (its own request, a
-    # session that never generated), it says so instead of failing on None.
+    # The later events read the page's state; called without one (their own request, a
+    # session that never generated), they say so instead of failing on None.
     for pending in (None, {"reference": "x"}):
         with pytest.raises(gr.Error, match="generate one first"):
             app.report_outputs(pending)
+        with pytest.raises(gr.Error, match="press Generate first"):
+            list(app.rest_on_page(pending))
 
 
 def test_the_button_hides_the_old_report_and_shows_the_new_one_or_the_old_on_error():
     fns = list(app.build_demo().fns.values())
-    text = next(fn for fn in fns if fn.name == "generate_on_page")
+    first = next(fn for fn in fns if fn.name == "first_words_on_page")
+    rest = next(fn for fn in fns if fn.name == "rest_on_page")
     report = next(fn for fn in fns if fn.name == "report_outputs")
     api = next(fn for fn in fns if fn.api_name == "generate")
-    assert "report-stale" in text.js and text.api_visibility == "private"
-    assert [type(c).__name__ for c in text.outputs] == ["Textbox", "Markdown", "State"]
-    assert report.trigger_after == text._id and report.trigger_only_on_success
+    assert "report-stale" in first.js and not first.queue  # a plain request: no queue to join
+    assert rest.queue and report.queue and api.queue
+    assert all(fn.api_visibility == "private" for fn in (first, rest, report))
+    assert [type(c).__name__ for c in first.outputs] == ["Textbox", "Markdown", "State"]
+    assert [type(c).__name__ for c in rest.outputs] == ["Textbox", "Markdown", "State"]
+    assert rest.trigger_after == first._id and rest.trigger_only_on_success
+    assert report.trigger_after == rest._id and report.trigger_only_on_success
     assert report.outputs == api.outputs[1:]  # the API's report outputs, filled by the page's event
     shown_again = [fn for fn in fns if fn.js and "classList.remove('report-stale')" in fn.js]
-    assert {fn.trigger_after for fn in shown_again} == {report._id, text._id}  # success / failure
-    assert any(fn.trigger_only_on_failure for fn in shown_again)
-    assert not (api.preprocess or api.postprocess or report.preprocess or report.postprocess)
+    assert {fn.trigger_after for fn in shown_again} == {report._id, rest._id, first._id}
+    assert sum(fn.trigger_only_on_failure for fn in shown_again) == 2
+    assert not any(fn.preprocess or fn.postprocess for fn in (first, rest, report, api))
+
 
 def test_generate_finds_copied_spans(use_memorizer):
     result = final(app.generate(use_memorizer["run_id"], SEED, 40, 0.0))

@@ -85,21 +85,27 @@ def build(run: gr.Dropdown) -> GenerateTab:
         with gr.Row():
             report += _continuation()
         api_only = gr.Button(visible=False, elem_id="generate-api")  # the /generate API's trigger
-        pending = gr.State()  # from the button's text event to its report event
+        first_words = gr.State()  # from the button's first event to its second
+        pending = gr.State()  # from the second to the report
     prompt, length = controls[:2]
     run.change(app.suggest_prompt, [run, prompt], prompt, api_visibility="private")
     inputs = [run, *controls]
-    # The page's button: the text streams in one event and the report follows in a second
-    # (app.generate_on_page says why).
+    # The page's button: the first words come outside the queue, the rest of the text streams
+    # in a second event and the report follows in a third (app.first_words_on_page says why).
     out, figures = report[0], report[2]
-    text = button.click(
-        events.converted_in_thread(app.generate_on_page, inputs, [out, figures, pending]),
-        inputs, [out, figures, pending], preprocess=False, postprocess=False, js=HIDE_OLD_REPORT,
+    first = button.click(
+        events.converted_in_thread(app.first_words_on_page, inputs, [out, figures, first_words]),
+        inputs, [out, figures, first_words], preprocess=False, postprocess=False,
+        js=HIDE_OLD_REPORT, queue=False, show_progress="hidden", api_visibility="private")
+    rest = first.success(
+        events.converted_in_thread(app.rest_on_page, [first_words], [out, figures, pending]),
+        first_words, [out, figures, pending], preprocess=False, postprocess=False,
         show_progress_on=out, api_visibility="private", **app.COMPUTE_SLOT)
-    text.success(events.converted_in_thread(app.report_outputs, [pending], report[1:]),
+    rest.success(events.converted_in_thread(app.report_outputs, [pending], report[1:]),
                  pending, report[1:], preprocess=False, postprocess=False, show_progress="hidden",
                  api_visibility="private", **app.COMPUTE_SLOT).then(None, js=SHOW_REPORT)
-    text.failure(None, js=SHOW_REPORT)
+    first.failure(None, js=SHOW_REPORT)
+    rest.failure(None, js=SHOW_REPORT)
     # The /generate API: the text and its report in one event, on a button nobody sees.
     api_only.click(
         events.converted_in_thread(app.generate, inputs, report), inputs, report,
