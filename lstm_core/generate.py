@@ -55,6 +55,8 @@ def encode_prompt(text: str, vocab: Vocabulary) -> list[int]:
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
     """Set to -inf every logit outside the top-k and outside the top-p nucleus. (B, V) -> (B, V)."""
+    if (top_k is None or top_k >= logits.size(-1)) and (top_p is None or top_p >= 1.0):
+        return logits  # nothing to filter (the common case, once per generated word)
     logits = logits.clone()
     if top_k is not None and top_k < logits.size(-1):
         kth_best = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
@@ -73,7 +75,7 @@ def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None 
 def pick_next(logits: Tensor, temperature: float, top_k: int | None = None,
               top_p: float | None = None, generator: torch.Generator | None = None) -> Tensor:
     """Choose the next token id for each row of ``logits`` (B, V). Returns (B,)."""
-    logits = logits.double().clone()  # float64: 1e-300 is a temperature, not zero
+    logits = logits.to(torch.float64, copy=True)  # float64: 1e-300 is a temperature, not zero
     # The reserved ids are not words: never generate them.
     logits[:, PAD_ID] = -math.inf
     logits[:, UNK_ID] = -math.inf
