@@ -560,6 +560,10 @@ class FirstWords(NamedTuple):
     pending: PendingReport | None  # set when the text was finished in the first event
 
 
+# The first event's answer when it leaves the whole request to the second: nothing on screen.
+LEAVE_TO_QUEUE = (gr.skip(), gr.skip(), None)
+
+
 def first_words_on_page(run_id: str, prompt: str, length: float = 60, temperature: float = 0.0,
                         top_k: float = 0, top_p: float = 1.0, seed: float = 0):
     """The Generate button's first event: the first words of ``generate``'s text, outside the
@@ -577,36 +581,34 @@ def first_words_on_page(run_id: str, prompt: str, length: float = 60, temperatur
     Outside the queue nothing bounds how many run at once, so this event does little: the
     first words (the quiet rule of ``words_with_updates``: 3 words, or a short text whole), and
     only for a run named by its full id (the picker's values; a name is a look-up in the
-    store). Otherwise it leaves the whole request to ``rest_on_page``. Returns (text, figures
-    line, FirstWords)."""
+    store), else it answers LEAVE_TO_QUEUE. Gradio shows no error raised outside the queue
+    (the browser gets an HTTP 500 and the page shows nothing), so the page answers
+    LEAVE_TO_QUEUE for a refused request too (ui.generate_tab), and ``rest_on_page`` refuses
+    it in the queue with the usual message. Returns (text, figures line, FirstWords)."""
     request = (run_id, prompt, length, temperature, top_k, top_p, seed)
     if not FULL_RUN_ID.fullmatch(str(run_id)):  # a name or prefix is a store query: in the queue
-        return gr.skip(), gr.skip(), FirstWords(request, "", 0, None)
+        return LEAVE_TO_QUEUE
+    updates = _streamed_text(*request, first_words_now=True)
     try:
-        updates = _streamed_text(*request, first_words_now=True)
-        try:
-            text, shown, pending = next(updates)
-        finally:
-            updates.close()  # a text that goes on is generated again by rest_on_page
-    except Exception:  # handed on, not swallowed: see below
-        # Outside the queue, Gradio shows no error on the page (the browser only gets an HTTP
-        # 500). Nothing is on screen yet, so rest_on_page runs the whole request in the queue,
-        # where the same error is raised again and shown as any other.
-        return gr.skip(), gr.skip(), FirstWords(request, "", 0, None)
+        text, shown, pending = next(updates)
+    finally:
+        updates.close()  # a text that goes on is generated again by rest_on_page
     return text, GENERATING_NOTE, FirstWords(request, text, shown, pending)
 
 
-def rest_on_page(first: FirstWords):
+def rest_on_page(first: FirstWords | None, run_id: str, prompt: str, length: float = 60,
+                 temperature: float = 0.0, top_k: float = 0, top_p: float = 1.0, seed: float = 0):
     """The Generate button's second event: the rest of the text (in the queue, streamed),
     then what its report needs. Yields (text, figures line, PendingReport or gr.skip(), which
     for a gr.State costs Gradio nothing).
 
-    The same request gives the same text (a random seed is always set), so the words already
-    on screen are generated again and not sent; that is at most the first-words budget of
-    model time, against a second way of carrying the model's state and random generator from
-    one event to the next."""
-    if not isinstance(first, FirstWords):  # the page's state holds none (a direct call)
-        raise gr.Error("There is no text being generated: press Generate first.")
+    With words on screen (``first``), it continues their request: the same request gives the
+    same text (a random seed is always set), so those words are generated again and not sent;
+    that is a few milliseconds of model time, against a second way of carrying the model's
+    state and random generator from one event to the next. With none (``first`` is None: the
+    first event left it all to the queue), it runs the request the page sends now."""
+    if first is None:
+        first = FirstWords((run_id, prompt, length, temperature, top_k, top_p, seed), "", 0, None)
     if first.pending is not None:  # finished in the first event
         yield first.text, GENERATING_NOTE, first.pending
         return

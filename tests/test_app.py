@@ -135,7 +135,7 @@ def test_generate_streams_then_reports(use_demo_store, monkeypatch):
 def page_events(run_id, *settings):
     """The Generate button's three events in turn, as the page chains them."""
     text, figures, first = app.first_words_on_page(run_id, *settings)
-    rest = list(app.rest_on_page(first))
+    rest = list(app.rest_on_page(first, run_id, *settings))
     return (text, figures, first), rest, app.report_outputs(rest[-1][2])
 
 
@@ -179,23 +179,29 @@ def test_a_short_text_is_finished_in_the_first_event(use_demo_store, monkeypatch
     assert_same_report(report, api)
 
 
-def test_the_first_words_event_hands_a_refused_request_to_the_queued_event(use_demo_store):
-    # Outside the queue Gradio shows no error on the page (an HTTP 500), so the first event
-    # sends nothing and the queued one refuses the request with the usual message. Its own
-    # generation stops at the first words whatever the length asked for.
+def test_the_page_leaves_a_refused_request_to_the_queued_event(use_demo_store):
+    # Outside the queue Gradio shows no error on the page (an HTTP 500), so the page's first
+    # event answers LEAVE_TO_QUEUE for any refusal, its components' own checks included (the
+    # slider's range), and the queued one refuses the request with the usual message.
     run = use_demo_store["windows"]
+    fns = app.build_demo().fns.values()
+    first_on_page = next(fn for fn in fns if fn.name == "first_words_on_page").fn
+    leave = tuple(first_on_page(run, SEED, 10**12, 0, 0, 1, 0))
+    assert leave == (gr.skip(), gr.skip(), None)
     for args, message in [((SEED, 10**6), "Length"), (("the <b>zorblax</b>", 5), "zorblax"),
                           (("x " * 5000, 5), "characters long"), ((SEED, 5, math.nan), "Temperature"),
-                          ((SEED, 5, 0.0, "many"), "Top-k must be a number")]:
-        text, figures, first = app.first_words_on_page(run, *args)
-        assert text == figures == gr.skip() and first.shown == 0 and first.pending is None
+                          ((SEED, 5, 0.0, "many"), "Top-k must be a number"), (("", 5), "empty")]:
+        request = (run, *args)
         with pytest.raises(gr.Error, match=message):
-            list(app.rest_on_page(first))
+            app.first_words_on_page(*request)
+        assert tuple(first_on_page(*request)) == leave
+        with pytest.raises(gr.Error, match=message):
+            list(app.rest_on_page(None, *request))
     with pytest.raises(gr.Error, match="There is no run"):
-        list(app.rest_on_page(app.first_words_on_page("no-such-run", SEED, 5)[2]))
+        list(app.rest_on_page(None, "no-such-run", SEED, 5))
     # A run name or id prefix is a look-up in the store: left to the queued event, which finds it.
-    by_name = app.first_words_on_page(run[:8], SEED, 5)[2]
-    assert by_name.shown == 0 and len(list(app.rest_on_page(by_name))[-1][2].new) == 5
+    assert app.first_words_on_page(run[:8], SEED, 5) == app.LEAVE_TO_QUEUE
+    assert len(list(app.rest_on_page(None, run[:8], SEED, 5))[-1][2].new) == 5
 
 
 def test_the_first_words_event_stops_early_even_beside_other_generations(use_demo_store, monkeypatch):
@@ -208,13 +214,11 @@ def test_the_first_words_event_stops_early_even_beside_other_generations(use_dem
 
 
 def test_a_report_without_a_generated_text_is_a_clear_error():
-    # The later events read the page's state; called without one (their own request, a
-    # session that never generated), they say so instead of failing on None.
+    # The report event reads the page's state; called without one (its own request, a
+    # session that never generated), it says so instead of failing on None.
     for pending in (None, {"reference": "x"}):
         with pytest.raises(gr.Error, match="generate one first"):
             app.report_outputs(pending)
-        with pytest.raises(gr.Error, match="press Generate first"):
-            list(app.rest_on_page(pending))
 
 
 def test_the_button_hides_the_old_report_and_shows_the_new_one_or_the_old_on_error():
@@ -228,6 +232,7 @@ def test_the_button_hides_the_old_report_and_shows_the_new_one_or_the_old_on_err
     assert all(fn.api_visibility == "private" for fn in (first, rest, report))
     assert [type(c).__name__ for c in first.outputs] == ["Textbox", "Markdown", "State"]
     assert [type(c).__name__ for c in rest.outputs] == ["Textbox", "Markdown", "State"]
+    assert rest.inputs[0] is first.outputs[2] and rest.inputs[1:] == first.inputs
     assert rest.trigger_after == first._id and rest.trigger_only_on_success
     assert report.trigger_after == rest._id and report.trigger_only_on_success
     assert report.outputs == api.outputs[1:]  # the API's report outputs, filled by the page's event

@@ -6,6 +6,7 @@ import inspect
 
 import gradio as gr
 import pandas as pd
+import pytest
 
 from ui.events import converted_in_thread
 
@@ -60,3 +61,21 @@ def test_a_plain_function_stays_one_reply_not_a_stream():
     wrapped = converted_in_thread(fn, [number], [text, table])
     assert not inspect.isgeneratorfunction(wrapped)
     assert wrapped(2.4) == ("2", table.postprocess(frame).model_dump())
+
+
+def test_on_error_answers_instead_of_raising_for_a_check_or_the_function():
+    with gr.Blocks():
+        length, text = gr.Slider(1, 10), gr.Textbox()
+
+    def fn(value):
+        if value > 5:
+            raise gr.Error("too long")
+        return (str(value),)
+
+    plain = converted_in_thread(fn, [length], [text])
+    guarded = converted_in_thread(fn, [length], [text], on_error=(gr.skip(),))
+    assert guarded(3) == plain(3) == ("3",)
+    for value, message in ((7, "too long"), (99, "greater than maximum")):  # fn, then the slider
+        with pytest.raises(gr.Error, match=message):
+            plain(value)
+        assert guarded(value) == (gr.skip(),)

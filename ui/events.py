@@ -29,11 +29,13 @@ def _wire(component: gr.components.Component, value):
     return value.model_dump() if hasattr(value, "model_dump") else value
 
 
-def converted_in_thread(fn: Callable, inputs: Sequence, outputs: Sequence) -> Callable:
+def converted_in_thread(fn: Callable, inputs: Sequence, outputs: Sequence,
+                        on_error: tuple | None = None) -> Callable:
     """``fn`` (a function returning, or a generator yielding, tuples of output values) with its
     inputs preprocessed and its outputs postprocessed by the components themselves; use with
     preprocess=False, postprocess=False. The signature (and so the API's parameter names)
-    stays ``fn``'s."""
+    stays ``fn``'s. ``on_error`` (plain functions only): the outputs to answer instead when
+    a conversion or ``fn`` raises, for an event whose errors another event reports."""
 
     def values_of(payloads):
         return [component.preprocess(payload)
@@ -53,6 +55,11 @@ def converted_in_thread(fn: Callable, inputs: Sequence, outputs: Sequence) -> Ca
 
     @functools.wraps(fn)
     def call(*payloads):
-        return wired(fn(*values_of(payloads)))
+        if on_error is None:
+            return wired(fn(*values_of(payloads)))
+        try:
+            return wired(fn(*values_of(payloads)))
+        except Exception:  # reported by the event that follows, as on_error's user says
+            return wired(on_error)
 
     return call

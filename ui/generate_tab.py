@@ -93,13 +93,16 @@ def build(run: gr.Dropdown) -> GenerateTab:
     # The page's button: the first words come outside the queue, the rest of the text streams
     # in a second event and the report follows in a third (app.first_words_on_page says why).
     out, figures = report[0], report[2]
+    # Gradio shows no error raised outside the queue, so a refused request answers
+    # LEAVE_TO_QUEUE and the queued event refuses it again, where the page shows the message.
     first = button.click(
-        events.converted_in_thread(app.first_words_on_page, inputs, [out, figures, first_words]),
+        events.converted_in_thread(app.first_words_on_page, inputs, [out, figures, first_words],
+                                   on_error=app.LEAVE_TO_QUEUE),
         inputs, [out, figures, first_words], preprocess=False, postprocess=False,
         js=HIDE_OLD_REPORT, queue=False, show_progress="hidden", api_visibility="private")
     rest = first.success(
-        events.converted_in_thread(app.rest_on_page, [first_words], [out, figures, pending]),
-        first_words, [out, figures, pending], preprocess=False, postprocess=False,
+        events.converted_in_thread(app.rest_on_page, [first_words, *inputs], [out, figures, pending]),
+        [first_words, *inputs], [out, figures, pending], preprocess=False, postprocess=False,
         show_progress_on=out, api_visibility="private", **app.COMPUTE_SLOT)
     rest.success(events.converted_in_thread(app.report_outputs, [pending], report[1:]),
                  pending, report[1:], preprocess=False, postprocess=False, show_progress="hidden",
