@@ -1362,6 +1362,7 @@ CSS = """
 #highlight .token.highlighted { margin: 0; padding: 2px 3px; border-left: 3px solid rgba(0, 0, 0, 0.3); }
 #refresh-btn { align-self: center; }
 .report-stale .report-part { visibility: hidden; }
+.report-stale #gen-btn { cursor: progress; opacity: 0.6; }
 .gates .scroll { overflow-x: auto; }
 .gates table { border-collapse: collapse; font-size: 11px; color: #111; }
 .gates th { font-weight: normal; writing-mode: vertical-rl; transform: rotate(180deg);

@@ -21,15 +21,18 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = Path(__file__).resolve().parent / "screenshots"
 SEED = "i was twenty-three when"  # the corpus's first words: the memorizing run recites on
-# Records each time the page hides or shows the old report (a class on <body>) in reportHidden.
+# Records each time the page hides or shows the old report (a class on <body>) in reportHidden,
+# with whether the Generate button took clicks then.
 WATCH_REPORT_HIDING = """() => {
   window.reportHidden = [];
   let hidden = document.body.classList.contains('report-stale');
   new MutationObserver(() => {
     const now = document.body.classList.contains('report-stale');
-    if (now !== hidden) { hidden = now; window.reportHidden.push(now); }
+    const clickable = !document.querySelector('#gen-btn').disabled;
+    if (now !== hidden) { hidden = now; window.reportHidden.push([now, clickable]); }
   }).observe(document.body, {attributes: true, attributeFilter: ['class']});
 }"""
+HIDDEN_THEN_SHOWN = [[True, False], [False, True]]  # the button takes no click meanwhile
 
 pytestmark = [
     pytest.mark.browser,
@@ -102,7 +105,7 @@ def test_generate_highlights_copied_spans(page):
     assert "paragraph" in page.locator("#spans").inner_text()
     # The old report was hidden on the click and the new one is shown once it is in.
     page.wait_for_function("() => !document.body.classList.contains('report-stale')")
-    assert page.evaluate("window.reportHidden") == [True, False]
+    assert page.evaluate("window.reportHidden") == HIDDEN_THEN_SHOWN
     assert page.locator("#highlight").evaluate("e => getComputedStyle(e).visibility") == "visible"
     page.screenshot(path=str(SHOTS / "app.png"), full_page=True)
 
@@ -120,4 +123,32 @@ def test_unknown_words_are_named_in_an_error(page):
     assert "not in the vocabulary" in page.locator("body").inner_text()
     # The report hidden on the click comes back when the request fails.
     page.wait_for_function("() => !document.body.classList.contains('report-stale')")
-    assert page.evaluate("window.reportHidden") == [True, False]
+    assert page.evaluate("window.reportHidden") == HIDDEN_THEN_SHOWN
+
+
+def test_a_value_refused_by_a_field_is_named_in_an_error(page):
+    # The seed box refuses -5 itself, before our code runs; the first event, outside Gradio's
+    # queue where an error would show nothing, leaves it to the queued one, which shows it.
+    page.evaluate(WATCH_REPORT_HIDING)
+    seed = page.get_by_label("Random seed")
+    seed.fill("-5")
+    seed.press("Enter")
+    page.locator("#gen-btn").click()
+    page.wait_for_selector("text=less than minimum value 0", timeout=10_000)
+    page.wait_for_function("() => !document.body.classList.contains('report-stale')")
+    assert page.evaluate("window.reportHidden") == HIDDEN_THEN_SHOWN
+
+
+def test_the_button_takes_no_click_until_the_report_is_in(page):
+    length = page.locator("#length input[type=number]")
+    length.fill(str(400))
+    length.press("Enter")
+    page.evaluate(WATCH_REPORT_HIDING)
+    page.locator("#gen-btn").click()
+    page.wait_for_function("() => document.querySelector('#out textarea').value.split(' ').length > 3")
+    assert page.locator("#gen-btn").is_disabled()  # 400 words take longer than this
+    page.wait_for_function("() => !document.body.classList.contains('report-stale')")
+    assert page.locator("#gen-btn").is_enabled()
+    page.wait_for_function(  # the report's Markdown may render a moment later
+        "() => document.querySelector('#figures')?.innerText.includes('of 400')")
+    assert page.evaluate("window.reportHidden") == HIDDEN_THEN_SHOWN

@@ -20,9 +20,19 @@ class GenerateTab(NamedTuple):
 # While a text streams, the page hides the old report's parts (app.CSS): the class goes on the
 # page with the click, in the browser, and comes off when the new report is in or the request
 # failed. Hiding keeps the layout, so nothing is redrawn; clearing them would be redrawing.
+# Meanwhile the button takes no click: a second request's events would share the outputs with
+# the first's (its words overwritten by the first's stream, the first's report shown beside
+# its text), and Gradio would drop its later events while the first's were still running.
 REPORT_PART = ["report-part"]
-HIDE_OLD_REPORT = "(...inputs) => { document.body.classList.add('report-stale'); return inputs; }"
-SHOW_REPORT = "() => { document.body.classList.remove('report-stale'); }"
+HIDE_OLD_REPORT = """(...inputs) => {
+  document.body.classList.add('report-stale');
+  document.querySelector('#gen-btn').disabled = true;
+  return inputs;
+}"""
+SHOW_REPORT = """() => {
+  document.body.classList.remove('report-stale');
+  document.querySelector('#gen-btn').disabled = false;
+}"""
 
 
 def _controls() -> list[gr.components.Component]:
