@@ -55,11 +55,11 @@ def converted_in_thread(fn: Callable, inputs: Sequence, outputs: Sequence,
 
     @functools.wraps(fn)
     def call(*payloads):
-        if on_error is None:
-            return wired(fn(*values_of(payloads)))
         try:
             return wired(fn(*values_of(payloads)))
-        except Exception:  # reported by the event that follows, as on_error's user says
-            return wired(on_error)
+        except Exception:
+            if on_error is None:
+                raise
+            return wired(on_error)  # reported by the event that follows, as on_error's user says
 
     return call
