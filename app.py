@@ -632,7 +632,7 @@ def _streamed_text(run_id, prompt, length, temperature, top_k, top_p, seed, firs
 
 def report_outputs(pending: PendingReport) -> tuple:
     """The memorization report of a generated text: ``generate``'s outputs after the text (the
-    Generate button's second event)."""
+    Generate button's third event)."""
     if not isinstance(pending, PendingReport):  # the page's state holds none (a direct call)
         raise gr.Error("There is no generated text to report on: generate one first.")
     loaded = load(pending.reference)

@@ -63,3 +63,12 @@ def converted_in_thread(fn: Callable, inputs: Sequence, outputs: Sequence,
             return wired(on_error)  # reported by the event that follows, as on_error's user says
 
     return call
+
+
+def listen(listener: Callable, fn: Callable, inputs: Sequence, outputs: Sequence,
+           on_error: tuple | None = None, **kwargs):
+    """``listener(converted_in_thread(fn, ...), inputs, outputs, ...)`` with Gradio's own
+    conversions off, the pairing the wrapper needs: e.g. ``listen(button.click, fn, ins, outs)``.
+    Returns the event, for ``.then`` and the like."""
+    return listener(converted_in_thread(fn, inputs, outputs, on_error), inputs, outputs,
+                    preprocess=False, postprocess=False, **kwargs)

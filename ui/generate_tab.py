@@ -105,23 +105,19 @@ def build(run: gr.Dropdown) -> GenerateTab:
     out, figures = report[0], report[2]
     # Gradio shows no error raised outside the queue, so a refused request answers
     # LEAVE_TO_QUEUE and the queued event refuses it again, where the page shows the message.
-    first = button.click(
-        events.converted_in_thread(app.first_words_on_page, inputs, [out, figures, first_words],
-                                   on_error=app.LEAVE_TO_QUEUE),
-        inputs, [out, figures, first_words], preprocess=False, postprocess=False,
-        js=HIDE_OLD_REPORT, queue=False, show_progress="hidden", api_visibility="private")
-    rest = first.success(
-        events.converted_in_thread(app.rest_on_page, [first_words, *inputs], [out, figures, pending]),
-        [first_words, *inputs], [out, figures, pending], preprocess=False, postprocess=False,
+    first = events.listen(
+        button.click, app.first_words_on_page, inputs, [out, figures, first_words],
+        on_error=app.LEAVE_TO_QUEUE, js=HIDE_OLD_REPORT, queue=False, show_progress="hidden",
+        api_visibility="private")
+    rest = events.listen(
+        first.success, app.rest_on_page, [first_words, *inputs], [out, figures, pending],
         show_progress_on=out, api_visibility="private", **app.COMPUTE_SLOT)
-    rest.success(events.converted_in_thread(app.report_outputs, [pending], report[1:]),
-                 pending, report[1:], preprocess=False, postprocess=False, show_progress="hidden",
-                 api_visibility="private", **app.COMPUTE_SLOT).then(None, js=SHOW_REPORT)
+    events.listen(rest.success, app.report_outputs, [pending], report[1:], show_progress="hidden",
+                  api_visibility="private", **app.COMPUTE_SLOT).then(None, js=SHOW_REPORT)
     first.failure(None, js=SHOW_REPORT)
     rest.failure(None, js=SHOW_REPORT)
     # The /generate API: the text and its report in one event, on a button nobody sees.
-    api_only.click(
-        events.converted_in_thread(app.generate, inputs, report), inputs, report,
-        preprocess=False, postprocess=False, api_name="generate", **app.COMPUTE_SLOT,
+    events.listen(
+        api_only.click, app.generate, inputs, report, api_name="generate", **app.COMPUTE_SLOT,
         api_description="Generate text with a logged run; the first output is the final text.")
     return GenerateTab(prompt, length, report[0])
