@@ -85,7 +85,12 @@ def pick_next(logits: Tensor, temperature: float, top_k: int | None = None,
     # temperature gives -inf (probability 0) rather than inf - inf = nan, and the limit is greedy.
     logits = (logits - logits.max(-1, keepdim=True).values) / temperature
     probs = filter_logits(logits, top_k, top_p).softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    # A race: each word draws an exponential waiting time and wins with its probability over
+    # that time; word i wins with probability probs[i]. torch.multinomial(probs, 1) runs this
+    # same race on the same random numbers (so a seed gives the texts it always gave), after
+    # checks of its input that cost more than the race itself: half of the sampling time.
+    waiting = torch.empty_like(probs).exponential_(generator=generator)
+    return (probs / waiting).argmax(-1)
 
 
 @torch.inference_mode()

@@ -297,10 +297,13 @@ class LSTMLanguageModel(nn.Module):
         return x, tuple(torch.stack(s) for s in states)
 
     def dropout(self, x: Tensor) -> Tensor:
-        """Dropout on a (B, T, D) tensor: a fresh mask per step, or one per sequence (locked)."""
+        """Dropout on a (B, T, D) tensor: a fresh mask per step, or one per sequence (locked).
+        Evaluation and generation drop nothing (and call nothing: two tensor ops a word saved)."""
+        if not self.training:
+            return x
         if self.config.locked_dropout:
-            return regularizers.locked_dropout(x, self.config.dropout) if self.training else x
-        return F.dropout(x, self.config.dropout, self.training)
+            return regularizers.locked_dropout(x, self.config.dropout)
+        return F.dropout(x, self.config.dropout)
 
     def _torch_layer(self, layer: int, x: Tensor, h0: Tensor, c0: Tensor, weights=None):
         """The same layer through nn.LSTM's fused kernel, fed this model's own parameters

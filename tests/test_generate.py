@@ -58,6 +58,21 @@ def test_reserved_ids_are_never_generated():
     assert not picks & {PAD_ID, UNK_ID}
 
 
+def test_sampling_draws_what_torch_multinomial_draws():
+    # The race in pick_next is multinomial's own algorithm on the same random numbers: a seed
+    # gives the texts it gave before, and those of a logged model's own copy of this code.
+    logits = torch.randn(3, 50) * 3
+    for temperature, top_k, top_p in ((1.0, None, None), (0.7, 5, None), (1.3, None, 0.9)):
+        ours, theirs = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+        for _ in range(100):
+            picked = pick_next(logits, temperature, top_k, top_p, generator=ours)
+            scaled = logits.double()
+            scaled[:, [PAD_ID, UNK_ID]] = -math.inf
+            scaled = (scaled - scaled.max(-1, keepdim=True).values) / temperature
+            probs = filter_logits(scaled, top_k, top_p).softmax(-1)
+            assert picked.tolist() == torch.multinomial(probs, 1, generator=theirs)[:, 0].tolist()
+
+
 def test_top_k_never_emits_excluded_tokens():
     logits = torch.tensor([[0.0, 0.0, 3.0, 2.9, 2.8, 1.0, 0.5, 0.1]])
     gen = torch.Generator().manual_seed(0)

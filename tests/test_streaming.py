@@ -13,16 +13,19 @@ SEED = "i was twenty-three when"
 
 
 def fake_clock(monkeypatch, tick: float) -> None:
-    """Every read of app.time.perf_counter() moves the clock on by tick seconds."""
+    """Every word the model generates takes tick seconds of work and of the clock."""
     now = [0.0]
+    real_stream_ids = app.stream_ids
 
-    def perf_counter() -> float:
-        now[0] += tick
-        return now[0]
+    def stream_ids(*args):
+        for token_id in real_stream_ids(*args):
+            now[0] += tick
+            yield token_id
 
+    monkeypatch.setattr(app, "stream_ids", stream_ids)
     # The first words are paced on CPU time, later updates on the clock: one clock for both.
-    monkeypatch.setattr(app, "time", types.SimpleNamespace(perf_counter=perf_counter,
-                                                           thread_time=perf_counter))
+    monkeypatch.setattr(app, "time", types.SimpleNamespace(perf_counter=lambda: now[0],
+                                                           thread_time=lambda: now[0]))
 
 
 def test_streamed_updates_never_skip_outputs(use_demo_store, monkeypatch):
@@ -31,7 +34,8 @@ def test_streamed_updates_never_skip_outputs(use_demo_store, monkeypatch):
     monkeypatch.setattr(app, "STREAM_SECONDS", 0)
     monkeypatch.setattr(app, "FIRST_WORDS_SECONDS", 0)
     outputs = list(app.generate(use_demo_store["windows"], SEED, 30, 0.8, 0, 1.0, 1))
-    assert len(outputs) == 31  # every word, then the report
+    # every word from the FIRST_WORDS_MIN-th (the first time the work is read) on, then the report
+    assert len(outputs) == 30 - app.FIRST_WORDS_MIN + 2
     assert not [v for output in outputs for v in output if isinstance(v, dict) and v == gr.skip()]
 
 
