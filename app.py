@@ -57,7 +57,7 @@ STREAM_SECONDS = 0.1
 # reads the prompt, so it is not timed alone), or once the model has worked this long. The
 # work is read every FIRST_WORDS_MIN words, not every word: under bench.load's callers, reading
 # this thread's CPU clock (a system call, unlike perf_counter) at every word cost the server
-# ~4 ms more per 30-word call (5 alternated rounds), where the reads themselves take ~0.1 ms.
+# 3-4 ms more per 30-word call (5 alternated rounds), where the reads themselves take ~0.1 ms.
 FIRST_WORDS_SECONDS = 0.02
 FIRST_WORDS_MIN = 3
 SWEEP_TEMPERATURES = (0.0, 0.5, 0.8, 1.0, 1.3, 1.6)
