@@ -624,6 +624,17 @@ def rest_on_page(first: FirstWords | None, run_id: str, prompt: str, length: flo
             yield text, GENERATING_NOTE, pending if pending is not None else gr.skip()
 
 
+def warm_run(run_id: str | None, *_) -> None:
+    """Load a request's run and index its source, which reads the store the first time: the
+    warm-up of ``generate`` and ``rest_on_page``, run in a worker thread before Gradio steps
+    them on its event loop (ui.events says why they run there)."""
+    source_index(load(run_id).run_id)
+
+
+def warm_rest(first: FirstWords | None, run_id: str | None, *_) -> None:
+    warm_run(first.request[0] if first is not None else run_id)
+
+
 def _streamed_text(run_id, prompt, length, temperature, top_k, top_p, seed, first_words_now=False):
     """(text so far, generated words, None) at each update the text should be sent, then
     (text, generated words, PendingReport)."""

@@ -6,6 +6,7 @@ memorizing run below), never mlruns/.
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import shutil
@@ -229,6 +230,9 @@ def test_the_button_hides_the_old_report_and_shows_the_new_one_or_the_old_on_err
     api = next(fn for fn in fns if fn.api_name == "generate")
     assert "report-stale" in first.js and not first.queue  # a plain request: no queue to join
     assert rest.queue and report.queue and api.queue
+    # The texts are computed on the event loop, the report in a worker thread (ui.events).
+    assert inspect.isasyncgenfunction(rest.fn) and inspect.isasyncgenfunction(api.fn)
+    assert not inspect.iscoroutinefunction(report.fn) and not inspect.isasyncgenfunction(first.fn)
     assert all(fn.api_visibility == "private" for fn in (first, rest, report))
     assert [type(c).__name__ for c in first.outputs] == ["Textbox", "Markdown", "State"]
     assert [type(c).__name__ for c in rest.outputs] == ["Textbox", "Markdown", "State"]

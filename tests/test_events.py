@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import threading
 
 import gradio as gr
 import pandas as pd
@@ -79,3 +81,52 @@ def test_on_error_answers_instead_of_raising_for_a_check_or_the_function():
         with pytest.raises(gr.Error, match=message):
             plain(value)
         assert guarded(value) == (gr.skip(),)
+
+
+def test_a_stream_on_the_event_loop_warms_up_in_a_thread_then_steps_on_the_loop():
+    # /generate's text is computed on Gradio's event loop (ui.events says why); what may read
+    # the store (the warm-up) must not run there, and the values on the wire stay the same.
+    with gr.Blocks():
+        number, text = gr.Number(precision=0), gr.Textbox()
+    threads = {}
+
+    def warm(count: int):
+        threads["warm"] = (threading.get_ident(), count)
+
+    def fn(count: int):
+        threads["steps"] = threading.get_ident()
+        for k in range(count):
+            yield (str(k),)
+
+    on_loop = converted_in_thread(fn, [number], [text], on_event_loop=warm)
+    assert inspect.isasyncgenfunction(on_loop)
+
+    async def collect():
+        threads["loop"] = threading.get_ident()
+        return [out async for out in on_loop(2.6)]
+
+    assert asyncio.run(collect()) == list(converted_in_thread(fn, [number], [text])(2.6))
+    assert threads["warm"][1] == 3  # the warm-up sees the preprocessed inputs
+    assert threads["warm"][0] != threads["loop"] == threads["steps"]
+
+
+def test_a_failed_warm_up_is_the_events_error_and_nothing_is_computed():
+    with gr.Blocks():
+        text = gr.Textbox()
+    steps = []
+
+    def warm(run_id):
+        raise gr.Error("no such run")
+
+    def fn(run_id):
+        steps.append(run_id)
+        yield (run_id,)
+
+    async def collect():
+        return [out async for out in converted_in_thread(fn, [text], [text], on_event_loop=warm)("x")]
+
+    with pytest.raises(gr.Error, match="no such run"):
+        asyncio.run(collect())
+    assert steps == []
+    with pytest.raises(TypeError, match="steps a generator"):
+        converted_in_thread(lambda run_id: (run_id,), [text], [text], on_event_loop=warm)

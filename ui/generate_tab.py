@@ -111,13 +111,14 @@ def build(run: gr.Dropdown) -> GenerateTab:
         api_visibility="private")
     rest = events.listen(
         first.success, app.rest_on_page, [first_words, *inputs], [out, figures, pending],
-        show_progress_on=out, api_visibility="private", **app.COMPUTE_SLOT)
+        on_event_loop=app.warm_rest, show_progress_on=out, api_visibility="private", **app.COMPUTE_SLOT)
     events.listen(rest.success, app.report_outputs, [pending], report[1:], show_progress="hidden",
                   api_visibility="private", **app.COMPUTE_SLOT).then(None, js=SHOW_REPORT)
     first.failure(None, js=SHOW_REPORT)
     rest.failure(None, js=SHOW_REPORT)
     # The /generate API: the text and its report in one event, on a button nobody sees.
     events.listen(
-        api_only.click, app.generate, inputs, report, api_name="generate", **app.COMPUTE_SLOT,
+        api_only.click, app.generate, inputs, report, api_name="generate",
+        on_event_loop=app.warm_run, **app.COMPUTE_SLOT,
         api_description="Generate text with a logged run; the first output is the final text.")
     return GenerateTab(prompt, length, report[0])
