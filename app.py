@@ -632,6 +632,7 @@ def warm_run(run_id: str | None, *_) -> None:
 
 
 def warm_rest(first: FirstWords | None, run_id: str | None, *_) -> None:
+    """``warm_run`` for ``rest_on_page``: the run of the request the first event started."""
     warm_run(first.request[0] if first is not None else run_id)
 
 

@@ -14,8 +14,8 @@ the same checks and the same values on the wire, one thread for all of it.
 small tensor operations (the model writing a text): Gradio steps it on its event loop, the
 thread that serves the HTTP traffic, instead of in a worker thread. Each tensor operation lets
 go of the GIL while it computes; from a worker thread every one of them was a hand-off with the
-busy event loop, and with 16 callers a 30-word text cost the server 45 ms of CPU where the same
-text computed on the loop cost 34 (measured side by side, README). The loop gets its turn back
+busy event loop, and with 16 callers a 30-word text cost the server 43 ms of CPU where the same
+text computed on the loop cost 35-38 (measured side by side, README). The loop gets its turn back
 at every update the generator yields (a text in progress yields at least every 0.1 s), and
 ``warm``, which may read the store or load a model, runs in a worker thread first, so no
 request holds the loop on a disk or a database.
