@@ -624,16 +624,21 @@ def rest_on_page(first: FirstWords | None, run_id: str, prompt: str, length: flo
             yield text, GENERATING_NOTE, pending if pending is not None else gr.skip()
 
 
-def warm_run(run_id: str | None, *_) -> None:
-    """Load a request's run and index its source, which reads the store the first time: the
-    warm-up of ``generate`` and ``rest_on_page``, run in a worker thread before Gradio steps
-    them on its event loop (ui.events says why they run there)."""
-    source_index(load(run_id).run_id)
+def warm_run(run_id: str | None, *_) -> bool:
+    """Load a request's run, index its source and look up its short id (each reads the store
+    the first time): the warm-up of ``generate`` and ``rest_on_page``, run in a worker thread.
+    Returns whether their steps may then run on Gradio's event loop (ui.events says why they
+    do): only for a run named by its full id, since any other name (a prefix, a run name, a
+    registered model) is looked up in the store again at every request."""
+    loaded = load(run_id)
+    source_index(loaded.run_id)
+    short_id(loaded.run_id)
+    return bool(FULL_RUN_ID.fullmatch(str(run_id)))
 
 
-def warm_rest(first: FirstWords | None, run_id: str | None, *_) -> None:
+def warm_rest(first: FirstWords | None, run_id: str | None, *_) -> bool:
     """``warm_run`` for ``rest_on_page``: the run of the request the first event started."""
-    warm_run(first.request[0] if first is not None else run_id)
+    return warm_run(first.request[0] if first is not None else run_id)
 
 
 def _streamed_text(run_id, prompt, length, temperature, top_k, top_p, seed, first_words_now=False):

@@ -482,3 +482,13 @@ def test_client_gets_clear_errors(client, demo_store):
         client.predict("not-a-run", SEED, 20, 0.0, 0, 1.0, 0, api_name="/generate")
     with pytest.raises(AppError, match="maximum"):
         client.predict(demo_store["seed"], SEED, 10**6, 0.0, 0, 1.0, 0, api_name="/generate")
+
+
+def test_only_a_run_named_by_its_full_id_is_stepped_on_the_event_loop(use_demo_store):
+    # Any other name is looked up in the store at every request: not on the event loop.
+    run_id = use_demo_store["windows"]
+    assert app.warm_run(run_id) is True
+    assert app.warm_run(run_id[:8]) is False and app.warm_run(app.load(run_id).name) is False
+    assert app.warm_rest(None, run_id) is True
+    with pytest.raises(gr.Error, match="No run selected"):
+        app.warm_run(None)

@@ -92,6 +92,7 @@ def test_a_stream_on_the_event_loop_warms_up_in_a_thread_then_steps_on_the_loop(
 
     def warm(count: int):
         threads["warm"] = (threading.get_ident(), count)
+        return True
 
     def fn(count: int):
         threads["steps"] = threading.get_ident()
@@ -108,6 +109,54 @@ def test_a_stream_on_the_event_loop_warms_up_in_a_thread_then_steps_on_the_loop(
     assert asyncio.run(collect()) == list(converted_in_thread(fn, [number], [text])(2.6))
     assert threads["warm"][1] == 3  # the warm-up sees the preprocessed inputs
     assert threads["warm"][0] != threads["loop"] == threads["steps"]
+
+
+def test_a_request_the_warm_up_keeps_off_the_loop_is_stepped_in_worker_threads():
+    # A run named other than by its full id is looked up in the store at every step's start.
+    with gr.Blocks():
+        text = gr.Textbox()
+    step_threads = []
+
+    def fn(name):
+        for k in range(3):
+            step_threads.append(threading.get_ident())
+            yield (f"{name} {k}",)
+
+    async def collect():
+        wrapped = converted_in_thread(fn, [text], [text], on_event_loop=lambda name: False)
+        return threading.get_ident(), [out async for out in wrapped("x")]
+
+    loop_thread, outputs = asyncio.run(collect())
+    assert outputs == [("x 0",), ("x 1",), ("x 2",)]
+    assert len(step_threads) == 3 and loop_thread not in step_threads
+
+
+def test_the_loop_sends_each_update_before_the_next_step_starts():
+    # Sending a streamed update takes the loop several rounds (queue, stream, socket). With a
+    # zero sleep between steps every update of a text went out together at its end.
+    with gr.Blocks():
+        text = gr.Textbox()
+    rounds, seen_by_step = [], []
+
+    async def sender():  # a stand-in for Gradio's sending: five rounds of the loop
+        for k in range(5):
+            await asyncio.sleep(0)
+            rounds.append(k)
+
+    def fn(_):
+        for k in range(3):
+            seen_by_step.append(len(rounds))
+            yield (str(k),)
+
+    async def collect():
+        wrapped = converted_in_thread(fn, [text], [text], on_event_loop=lambda _: True)
+        async for _ in wrapped("x"):
+            rounds.clear()
+            task = asyncio.get_running_loop().create_task(sender())
+        await task
+
+    asyncio.run(collect())
+    assert seen_by_step == [0, 5, 5]  # each later step started after the sender's five rounds
 
 
 def test_a_failed_warm_up_is_the_events_error_and_nothing_is_computed():

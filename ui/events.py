@@ -16,9 +16,11 @@ thread that serves the HTTP traffic, instead of in a worker thread. Each tensor 
 go of the GIL while it computes; from a worker thread every one of them was a hand-off with the
 busy event loop, and with 16 callers a 30-word text cost the server 43 ms of CPU where the same
 text computed on the loop cost 35-38 (measured side by side, README). The loop gets its turn back
-at every update the generator yields (a text in progress yields at least every 0.1 s), and
-``warm``, which may read the store or load a model, runs in a worker thread first, so no
-request holds the loop on a disk or a database.
+at every update the generator yields (a text in progress yields at least every 0.1 s; its
+report, when it comes in the same event, is computed there too: ~2 ms for 30 words, ~90 ms for
+400). ``warm``, which may read the store or load a model, runs in a worker thread first and
+says whether the steps may run on the loop at all: a request whose steps would read the store
+(a run named other than by its full id) is stepped in worker threads, as Gradio would.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import inspect
 from collections.abc import Callable, Sequence
 
 import gradio as gr
+
+_DONE = object()  # what next() answers for a finished generator
 
 
 def _wire(component: gr.components.Component, value):
@@ -49,7 +53,8 @@ def converted_in_thread(fn: Callable, inputs: Sequence, outputs: Sequence,
     stays ``fn``'s. ``on_error`` (plain functions only): the outputs to answer instead when
     a conversion or ``fn`` raises, for an event whose errors another event reports.
     ``on_event_loop`` (generators only): a warm-up function, called with ``fn``'s inputs in a
-    worker thread; ``fn`` is then stepped on the event loop (an async generator function)."""
+    worker thread; when it returns True, ``fn`` is then stepped on the event loop, else in worker
+    threads (either way the result is an async generator function)."""
     if on_event_loop is not None and not inspect.isgeneratorfunction(fn):
         raise TypeError(f"on_event_loop steps a generator; {fn.__name__} is not one")
 
@@ -65,10 +70,17 @@ def converted_in_thread(fn: Callable, inputs: Sequence, outputs: Sequence,
         @functools.wraps(fn)
         async def stream_on_loop(*payloads):
             values = values_of(payloads)
-            await asyncio.to_thread(on_event_loop, *values)
-            for result in fn(*values):
+            on_loop = await asyncio.to_thread(on_event_loop, *values)
+            steps = fn(*values)
+            while True:
+                result = next(steps, _DONE) if on_loop else await asyncio.to_thread(
+                    next, steps, _DONE)
+                if result is _DONE:
+                    return
                 yield wired(result)
-                await asyncio.sleep(0)  # the loop serves other requests between updates
+                # A zero sleep would give the loop one round, and sending an update takes it
+                # several (queue, stream, socket): the updates went out together at the end.
+                await asyncio.sleep(0.001)
 
         return stream_on_loop
 
