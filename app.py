@@ -164,13 +164,20 @@ def refresh_runs(selected: str | None = None):
             gr.Markdown(EMPTY_STORE if not ids else "", visible=not ids))
 
 
+def needs_store_lookup(reference) -> bool:
+    """Whether ``resolve`` asks the store who ``reference`` is: for anything but a full run id
+    (a prefix, a run name, a registered model). Such requests stay off the paths that must not
+    wait on the store (the page's first words, steps on the event loop)."""
+    return not FULL_RUN_ID.fullmatch(str(reference))
+
+
 def resolve(reference: str | None) -> str:
     """The full run id behind a picker value or an API input: a run id, a unique id prefix, a
     unique run name or a model URI (``models:/NAME@ALIAS``). One clear line otherwise."""
     if not reference or not str(reference).strip():
         raise gr.Error("No run selected. Pick one at the top, or train one in the Train tab.")
     reference = str(reference).strip()
-    if FULL_RUN_ID.fullmatch(reference):
+    if not needs_store_lookup(reference):
         return reference  # the picker's own values: no look-up (load_run says if it is unknown)
     try:
         return registry.resolve_run_id(reference)
@@ -593,7 +600,7 @@ def first_words_on_page(run_id: str, prompt: str, length: float = 60, temperatur
     LEAVE_TO_QUEUE for a refused request too (ui.generate_tab), and ``rest_on_page`` refuses
     it in the queue with the usual message. Returns (text, figures line, FirstWords)."""
     request = (run_id, prompt, length, temperature, top_k, top_p, seed)
-    if not FULL_RUN_ID.fullmatch(str(run_id)):  # a name or prefix is a store query: in the queue
+    if needs_store_lookup(run_id):  # a name or prefix is a store query: in the queue
         return LEAVE_TO_QUEUE
     updates = _streamed_text(*request, first_words_now=True)
     try:
@@ -633,7 +640,7 @@ def warm_run(run_id: str | None, *_) -> bool:
     loaded = load(run_id)
     source_index(loaded.run_id)
     short_id(loaded.run_id)
-    return bool(FULL_RUN_ID.fullmatch(str(run_id)))
+    return not needs_store_lookup(run_id)
 
 
 def warm_rest(first: FirstWords | None, run_id: str | None, *_) -> bool:

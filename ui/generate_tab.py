@@ -111,7 +111,8 @@ def build(run: gr.Dropdown) -> GenerateTab:
         api_visibility="private")
     rest = events.listen(
         first.success, app.rest_on_page, [first_words, *inputs], [out, figures, pending],
-        on_event_loop=app.warm_rest, show_progress_on=out, api_visibility="private", **app.COMPUTE_SLOT)
+        on_event_loop=app.warm_rest, show_progress_on=out, api_visibility="private",
+        **app.COMPUTE_SLOT)
     events.listen(rest.success, app.report_outputs, [pending], report[1:], show_progress="hidden",
                   api_visibility="private", **app.COMPUTE_SLOT).then(None, js=SHOW_REPORT)
     first.failure(None, js=SHOW_REPORT)
