@@ -36,7 +36,7 @@ test: $(STAMP) chromium
 # The UI reads the git-ignored working copy of the committed store (made on first use), so
 # browsing never changes a tracked file.
 ui: $(STAMP)
-	$(PY) -c "from training.registry import open_store; open_store()"
+	$(PY) -c "from training.store import open_store; open_store()"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \
 	  --backend-store-uri sqlite:///.mlruns-local/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 

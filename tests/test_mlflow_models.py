@@ -1,4 +1,4 @@
-"""Runs as MLflow models: pyfunc, linked figures, dataset input, registry, serving, references."""
+"""Runs as MLflow models: pyfunc, linked figures, dataset input, registering, serving, references."""
 
 from __future__ import annotations
 
@@ -22,10 +22,14 @@ import torch
 
 from conftest import PROJECT_CORPUS, ROOT
 from lstm_core.generate import SamplingConfig
-from training import generate, registry
+from training import generate, store
+from training.checkpoints import LAST_FILE
 from training.config import TrainConfig
+from training.models import register_run_model, run_model_id
 from training.register import main as register_main
 from training.register import parse_target
+from training.runs import list_runs, load_run, registered_models, resolve_run_id
+from training.store import EXPERIMENT, KNOWN_SCHEMAS, StoreError, open_store, sha256_text
 from training.tracking import train_run
 
 QUIET = {"on_log": lambda line: None}
@@ -52,7 +56,7 @@ def wait_until_up(process: subprocess.Popen, url: str, timeout: float = 180) -> 
 
 
 def model_uri(run_id: str) -> str:
-    return f"models:/{registry.run_model_id(run_id)}"
+    return f"models:/{run_model_id(run_id)}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -92,7 +96,7 @@ def test_the_model_ships_a_weights_only_checkpoint_code_and_pinned_requirements(
 
 
 def test_final_figures_are_linked_to_the_logged_model(use_demo_store):
-    experiment = mlflow.get_experiment_by_name(registry.EXPERIMENT)
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     models = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id],
                                          output_format="list")
     by_run = {m.source_run_id: m for m in models}
@@ -108,12 +112,12 @@ def test_the_text_is_a_dataset_and_the_run_is_described(use_demo_store):
     run = mlflow.get_run(use_demo_store["seed"])
     (dataset_input,) = run.inputs.dataset_inputs
     text = PROJECT_CORPUS.read_text(encoding="utf-8")
-    assert dataset_input.dataset.digest == registry.sha256_text(text)[:36]
-    assert run.data.tags["corpus_sha256"] == registry.sha256_text(text)
+    assert dataset_input.dataset.digest == sha256_text(text)[:36]
+    assert run.data.tags["corpus_sha256"] == sha256_text(text)
     assert json.loads(dataset_input.dataset.source) == {"uri": "corpus/lighthouse_keeper.txt"}
     assert run.data.params["corpus"] == "corpus/lighthouse_keeper.txt"  # not this machine's path
     assert run.data.tags["mlflow.note.content"].startswith("seed recipe on lighthouse_keeper.txt")
-    experiment = mlflow.get_experiment_by_name(registry.EXPERIMENT)
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
@@ -128,17 +132,17 @@ def test_an_uploaded_text_is_logged_as_upload(temp_store):
 
 
 # ----------------------------------------------------------------------------------------------
-# References a user types, and the registry
+# References a user types, and registered models
 
 
 def test_register_then_generate_by_alias(use_demo_store, capsys):
     assert register_main([use_demo_store["seed"][:8], "testlight@reciter"]) == 0
     assert "models:/testlight@reciter" in capsys.readouterr().out
-    assert ("testlight@reciter", "models:/testlight@reciter") in registry.registered_models()
+    assert ("testlight@reciter", "models:/testlight@reciter") in registered_models()
     for ref in ("models:/testlight@reciter", "models:/testlight/1"):
         assert generate.main(["--model", ref, "--prompt", "the lamp", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["run_id"] == use_demo_store["seed"]
-    assert registry.resolve_run_id("testlight@reciter") == use_demo_store["seed"]
+    assert resolve_run_id("testlight@reciter") == use_demo_store["seed"]
     model = mlflow.pyfunc.load_model("models:/testlight@reciter")
     assert model.predict(pd.DataFrame({"prompt": ["the lamp"]}))[0].startswith("the lamp")
     assert generate.main(["--model", "models:/testlight@nobody", "--prompt", "the lamp"]) == 2
@@ -163,17 +167,17 @@ def test_run_accepts_a_unique_prefix_or_name_and_lists_ambiguous_ones(use_demo_s
 
 
 def test_an_ambiguous_prefix_or_name_lists_the_candidates(temp_store):
-    experiment_id = registry.open_store()
+    experiment_id = open_store()
     runs = []
     while len({r[:1] for r in runs}) == len(runs):  # until two ids share a first character
         with mlflow.start_run(experiment_id=experiment_id, run_name="twin") as run:
             runs.append(run.info.run_id)
     first = runs[-1][0]
     with pytest.raises(ValueError, match=f"'{first}' matches [2-9] runs: .*twin"):
-        registry.resolve_run_id(first)
+        resolve_run_id(first)
     with pytest.raises(ValueError, match=f"'twin' matches {len(runs)} runs"):
-        registry.resolve_run_id("twin")
-    assert registry.resolve_run_id(runs[0]) == runs[0]
+        resolve_run_id("twin")
+    assert resolve_run_id(runs[0]) == runs[0]
 
 
 def test_training_prints_a_paste_ready_generate_line_before_run_id(temp_store, capsys):
@@ -237,12 +241,12 @@ def test_a_tracking_server_trains_registers_and_loads_by_uri(tmp_path, monkeypat
         run_id = train_run(TrainConfig.for_recipe("windows", steps=4, eval_interval=2,
                                                   embed_dim=16, hidden_size=16, batch_size=8),
                            run_name="served", **QUIET)
-        registry.register_run_model("served", "served-model", "champion")
+        register_run_model("served", "served-model", "champion")
         frame = pd.DataFrame({"prompt": ["the lamp"], "length": [3]})
         by_id = mlflow.pyfunc.load_model(model_uri(run_id)).predict(frame)
         by_alias = mlflow.pyfunc.load_model("models:/served-model@champion").predict(frame)
         assert by_id == by_alias and by_id[0].startswith("the lamp")
-        assert registry.resolve_run_id("served-model@champion") == run_id
+        assert resolve_run_id("served-model@champion") == run_id
         assert list((tmp_path / "server-artifacts").rglob("MLmodel"))  # stored by the server
     finally:
         server.terminate()
@@ -258,18 +262,18 @@ def text_cells(db: Path):
 
 
 def test_the_committed_store_names_no_folder_of_the_machine_that_built_it():
-    db = registry.COMMITTED_STORE / "mlflow.db"
+    db = store.COMMITTED_STORE / "mlflow.db"
     if not db.exists():
         pytest.skip("no committed store")
     absolute = [cell for cell in text_cells(db) if cell.startswith("/") or "file:/" in cell
                 or str(ROOT) in cell]
     assert absolute == []
     assert b"/work/" not in db.read_bytes() and str(ROOT).encode() not in db.read_bytes()
-    aliases = {label for label, _ in registry_choices(db)}
+    aliases = {label for label, _ in registered_aliases(db)}
     assert {"lighthouse@reciter", "lighthouse@generalizer"} <= aliases
 
 
-def registry_choices(db: Path):
+def registered_aliases(db: Path):
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         return [(f"{name}@{alias}", version) for alias, version, name in
                 conn.execute("SELECT alias, version, name FROM registered_model_aliases")]
@@ -277,43 +281,44 @@ def registry_choices(db: Path):
 
 def test_relocating_a_store_of_unknown_schema_fails_loudly(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}")
-    registry.open_store()
+    open_store()
     with sqlite3.connect(tmp_path / "a" / "mlflow.db") as conn:
         (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
     # MLflow's current schema is one the relocation was checked against.
-    assert revision in registry.KNOWN_SCHEMAS, f"new MLflow schema {revision}: see KNOWN_SCHEMAS"
+    assert revision in KNOWN_SCHEMAS, f"new MLflow schema {revision}: see KNOWN_SCHEMAS"
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     with sqlite3.connect(tmp_path / "b" / "mlflow.db") as conn:
         conn.execute("UPDATE alembic_version SET version_num = 'future0000'")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}")
-    with pytest.raises(registry.StoreError, match="schema revision future0000"):
-        registry.open_store()
+    with pytest.raises(StoreError, match="schema revision future0000"):
+        open_store()
 
 
 CLONE_SCRIPT = """
 import mlflow, pandas as pd
-from training import registry
+from training import store
+from training.runs import list_runs, load_run, resolve_run_id
 from training.config import TrainConfig
 from training.tracking import train_run
-registry.open_store()
-runs = registry.list_runs()
+store.open_store()
+runs = list_runs()
 assert {"demo-seed", "demo-windows"} <= set(runs["name"]), runs
-seed = registry.resolve_run_id("lighthouse@reciter")
-assert registry.load_run(seed).name == "demo-seed"
+seed = resolve_run_id("lighthouse@reciter")
+assert load_run(seed).name == "demo-seed"
 assert mlflow.artifacts.list_artifacts(run_id=seed), "the UI would show no artifacts"
 text = mlflow.pyfunc.load_model("models:/lighthouse@generalizer").predict(
     pd.DataFrame({"prompt": ["the lamp"], "length": [3]}))[0]
 assert text.startswith("the lamp"), text
 new = train_run(TrainConfig.for_recipe("windows", steps=2, embed_dim=8, hidden_size=8,
                                        batch_size=4, seq_len=4), on_log=lambda line: None)
-assert str(registry.local_artifact_dir(new)).startswith(str(registry.WORKING_STORE))
+assert str(store.local_artifact_dir(new)).startswith(str(store.WORKING_STORE))
 print("clone ok")
 """
 
 
 @pytest.mark.slow
 def test_a_fresh_clone_stays_clean(tmp_path):
-    if not (ROOT / ".git").exists() or not (registry.COMMITTED_STORE / "mlflow.db").exists():
+    if not (ROOT / ".git").exists() or not (store.COMMITTED_STORE / "mlflow.db").exists():
         pytest.skip("needs a git checkout with the committed store")
     if subprocess.run(["git", "status", "--porcelain", "mlruns"], cwd=ROOT, capture_output=True,
                       text=True).stdout:
@@ -343,7 +348,7 @@ def test_the_demo_recipe_builds_a_relative_store_that_loads_anywhere(tmp_path, m
     monkeypatch.setattr(demo, "SWEEP_SETTINGS", tiny)
     monkeypatch.setattr(demo, "CELL_RUNS", {f"demo-{c}": TrainConfig.for_recipe(
         "windows", cell=c, **tiny) for c in ("gru", "rnn")})
-    monkeypatch.setattr(registry, "COMMITTED_STORE", tmp_path / "mlruns")
+    monkeypatch.setattr(store, "COMMITTED_STORE", tmp_path / "mlruns")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "unused")  # demo.main sets it; restored after
     assert demo.main() == 0
     built = tmp_path / "mlruns"
@@ -354,11 +359,11 @@ def test_the_demo_recipe_builds_a_relative_store_that_loads_anywhere(tmp_path, m
     copy = tmp_path / "elsewhere" / "store"
     shutil.copytree(built, copy)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{copy / 'mlflow.db'}")
-    registry.load_run.cache_clear()
-    seed = registry.resolve_run_id("lighthouse@reciter")
-    assert registry.load_run(seed).name == "demo-seed"
+    load_run.cache_clear()
+    seed = resolve_run_id("lighthouse@reciter")
+    assert load_run(seed).name == "demo-seed"
     assert "recites" in mlflow.get_run(seed).data.tags["mlflow.note.content"]
-    runs = registry.list_runs()  # the map's sweep and the other cells, demo-windows the newest
+    runs = list_runs()  # the map's sweep and the other cells, demo-windows the newest
     assert {"demo-gru", "demo-rnn"} <= set(runs["name"])
     assert "demo-sweep" not in set(runs["name"])  # the sweep's parent holds no model
     assert runs["name"].iloc[0] == "demo-windows"
@@ -368,7 +373,7 @@ def test_the_demo_recipe_builds_a_relative_store_that_loads_anywhere(tmp_path, m
     (parent,) = mlflow.search_runs(filter_string="tags.sweep = 'parent'", search_all_experiments=True,
                                    output_format="list")
     assert len(sweep_points(parent.info.run_id)) == 2
-    assert not list(built.rglob(registry.LAST_FILE))  # no optimizer states in the committed store
+    assert not list(built.rglob(LAST_FILE))  # no optimizer states in the committed store
     text = mlflow.pyfunc.load_model("models:/lighthouse@generalizer").predict(
         pd.DataFrame({"prompt": ["the"], "length": [2]}))[0]
     assert text.startswith("the")

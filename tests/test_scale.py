@@ -15,8 +15,9 @@ from mlflow.tracking import MlflowClient
 
 from conftest import ROOT
 from lstm_core.generate import SamplingConfig, encode_prompt, generate_ids
-from training import registry
 from training.config import TrainConfig
+from training.runs import get_run, list_runs, load_run, metric_history
+from training.store import local_artifact_dir, open_store
 from training.tracking import train_run
 
 # Small and dropout-free, so two processes and one can follow the same trajectory exactly.
@@ -31,7 +32,7 @@ def free_port() -> int:
 
 
 def losses(run_id: str) -> list[float]:
-    registry.open_store()  # points MLflow at this test's store (another test may have moved it)
+    open_store()  # points MLflow at this test's store (another test may have moved it)
     return [m.value for m in MlflowClient().get_metric_history(run_id, "train_loss")]
 
 
@@ -48,12 +49,12 @@ def test_two_processes_match_one_with_the_same_global_batch(temp_store):
                          capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-3000:]
     single = one.stdout.strip().splitlines()[-1].removeprefix("run_id=")
-    assert registry.get_run(run_ids[0]).data.params["world_size"] == "2"
-    assert registry.get_run(single).data.params["world_size"] == "1"
+    assert get_run(run_ids[0]).data.params["world_size"] == "2"
+    assert get_run(single).data.params["world_size"] == "1"
     # Gradients averaged over two halves of a batch equal the gradient of the whole batch, up to
     # float32 summation order.
     assert losses(run_ids[0]) == pytest.approx(losses(single), rel=1e-4)
-    assert len(registry.list_runs()) == 2
+    assert len(list_runs()) == 2
 
 
 def test_a_batch_that_does_not_split_evenly_is_refused():
@@ -100,15 +101,15 @@ def test_training_into_a_tracking_server_and_reading_it_back(tracking_server):
     config = TrainConfig.for_recipe("windows", steps=10, eval_interval=5, embed_dim=16,
                                     hidden_size=16, batch_size=8)
     run_id = train_run(config, run_name="served", on_log=lambda line: None)
-    assert registry.local_artifact_dir(run_id) is None  # artifacts go through the server
+    assert local_artifact_dir(run_id) is None  # artifacts go through the server
     stored = list((tracking_server / "server-artifacts").rglob("model.pt"))
     # The run's own checkpoint, and its copy inside the logged MLflow model.
     assert len([p for p in stored if run_id in p.parts]) == 1
     assert len([p for p in stored if "models" in p.parts]) == 1
-    table = registry.list_runs()
+    table = list_runs()
     assert list(table["name"]) == ["served"] and table.loc[0, "steps"] == 10
-    loaded = registry.load_run(run_id)
+    loaded = load_run(run_id)
     ids = generate_ids(loaded.model, encode_prompt("the lamp", loaded.vocab),
                        SamplingConfig(max_new_tokens=5))
     assert len(ids) == 7
-    assert len(registry.metric_history(run_id)) == 4
+    assert len(metric_history(run_id)) == 4

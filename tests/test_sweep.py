@@ -6,7 +6,7 @@ import mlflow
 import pytest
 
 from training import sweep
-from training.registry import list_runs
+from training.runs import list_runs
 
 TINY = ["--steps", "4", "--eval-interval", "2", "--hidden-size", "16", "--embed-dim", "16",
         "--batch-size", "4", "--memorization-sample", "8"]

@@ -18,8 +18,10 @@ from mlflow.tracking import MlflowClient
 
 from conftest import PROJECT_CORPUS, ROOT
 from lstm_core.generate import SamplingConfig, encode_prompt, generate_ids
-from training import registry
+from training.checkpoints import LAST_FILE, load_checkpoint
 from training.config import TrainConfig
+from training.runs import list_runs, load_run, metric_history
+from training.store import artifact_path, local_artifact_dir, sha256_text
 from training.tracking import train_run
 
 QUIET = dict(on_log=lambda line: None)
@@ -50,10 +52,10 @@ def test_run_logs_params_metrics_tags_and_artifacts(temp_store):
                 "extractable_memorization", "sample_copied_4gram_fraction"):
         assert key in run.data.metrics, key
     text = PROJECT_CORPUS.read_text(encoding="utf-8")
-    assert run.data.tags["corpus_sha256"] == registry.sha256_text(text)
+    assert run.data.tags["corpus_sha256"] == sha256_text(text)
     assert run.data.tags["corpus_name"] == "lighthouse_keeper.txt"
     assert run.data.tags["backend"] == "scratch"
-    folder = registry.local_artifact_dir(run_id)
+    folder = local_artifact_dir(run_id)
     assert str(folder).startswith(str(temp_store))  # artifacts live inside the store folder
     names = {p.name for p in folder.iterdir()}
     assert {"model.pt", "last.pt", "source.txt", "config.json", "vocab.json"} <= names
@@ -66,14 +68,14 @@ def test_run_logs_params_metrics_tags_and_artifacts(temp_store):
 
 def test_run_loads_back_and_generates(temp_store):
     run_id = train_run(small_config(), **QUIET)
-    loaded = registry.load_run(run_id)
+    loaded = load_run(run_id)
     assert loaded.step == 20 and loaded.vocab.scheme == "words"
     ids = generate_ids(loaded.model, encode_prompt("the lamp", loaded.vocab),
                        SamplingConfig(max_new_tokens=10))
     assert len(ids) == 12
-    table = registry.list_runs()
+    table = list_runs()
     assert list(table["run_id"]) == [run_id] and table.loc[0, "steps"] == 20
-    curves = registry.metric_history(run_id)
+    curves = metric_history(run_id)
     assert set(curves["metric"]) == {"train_loss", "val_loss"} and len(curves) == 4
 
 
@@ -115,12 +117,12 @@ def test_ctrl_c_leaves_a_killed_run_with_a_loadable_checkpoint(temp_store):
     assert proc.returncode == 130, stderr
     assert "KILLED" in stderr
     os.environ["MLFLOW_TRACKING_URI"] = uri
-    table = registry.list_runs()
+    table = list_runs()
     assert list(table["status"]) == ["KILLED"]
     run_id = table.loc[0, "run_id"]
-    checkpoint = registry.load_checkpoint(registry.artifact_path(run_id, registry.LAST_FILE))
+    checkpoint = load_checkpoint(artifact_path(run_id, LAST_FILE))
     assert checkpoint["step"] >= 10
-    registry.load_run(run_id)  # the best-so-far model is usable too
+    load_run(run_id)  # the best-so-far model is usable too
 
 
 def test_a_moved_store_still_loads_and_new_runs_land_inside_it(tmp_path, monkeypatch):
@@ -130,31 +132,31 @@ def test_a_moved_store_still_loads_and_new_runs_land_inside_it(tmp_path, monkeyp
     new = tmp_path / "clone" / "elsewhere" / "mlruns"
     shutil.copytree(old, new)
     shutil.rmtree(old)
-    registry.load_run.cache_clear()
+    load_run.cache_clear()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{new / 'mlflow.db'}")
-    loaded = registry.load_run(run_id)
+    loaded = load_run(run_id)
     assert loaded.source_text.startswith(PROJECT_CORPUS.read_text(encoding="utf-8")[:50])
-    assert str(registry.local_artifact_dir(run_id)).startswith(str(new))
+    assert str(local_artifact_dir(run_id)).startswith(str(new))
     second = train_run(small_config(steps=10), **QUIET)
-    assert str(registry.local_artifact_dir(second)).startswith(str(new))
-    assert len(registry.list_runs()) == 2
+    assert str(local_artifact_dir(second)).startswith(str(new))
+    assert len(list_runs()) == 2
 
 
 def test_missing_and_corrupt_artifacts_give_clear_errors(temp_store):
     run_id = train_run(small_config(steps=10), **QUIET)
-    folder = registry.local_artifact_dir(run_id)
+    folder = local_artifact_dir(run_id)
     with pytest.raises(ValueError, match="no run with id"):
-        registry.load_run("0123456789abcdef0123456789abcdef")
+        load_run("0123456789abcdef0123456789abcdef")
     (folder / "model.pt").write_bytes((folder / "model.pt").read_bytes()[:100])  # truncated
-    registry.load_run.cache_clear()
+    load_run.cache_clear()
     with pytest.raises(ValueError, match="truncated, corrupt"):
-        registry.load_run(run_id)
+        load_run(run_id)
     (folder / "model.pt").unlink()  # no model.pt: the weights of last.pt, saying so
-    assert "last.pt" in registry.load_run(run_id).note
-    registry.load_run.cache_clear()
+    assert "last.pt" in load_run(run_id).note
+    load_run.cache_clear()
     (folder / "last.pt").unlink()
     with pytest.raises(ValueError, match="missing"):
-        registry.load_run(run_id)
+        load_run(run_id)
 
 
 def test_a_pickled_object_in_a_checkpoint_is_refused(tmp_path):
@@ -165,7 +167,7 @@ def test_a_pickled_object_in_a_checkpoint_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"model_config": {}, "state_dict": {}, "vocab": Sneaky()}, path)
     with pytest.raises(ValueError, match="cannot be loaded safely"):
-        registry.load_checkpoint(path)
+        load_checkpoint(path)
     assert not (tmp_path / "pwned").exists()
 
 

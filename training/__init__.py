@@ -1,1 +1,1 @@
-"""Training loop, MLflow logging and the run registry for the word-level LSTM."""
+"""Training loop, MLflow logging and the run store for the word-level LSTM."""

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _first_words(run_id: str, count: int = 2) -> str:
     """The first words of the run's training text: a prompt the model is sure to know."""
-    from training.registry import load_run
+    from training.runs import load_run
 
     words = [t for t in load_run(run_id).source_tokens[:50] if t.isalpha()]
     return " ".join(words[:count])

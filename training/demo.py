@@ -22,8 +22,8 @@ best weights (model.pt) but not last.pt (the optimizer state that --resume needs
 
 The runs are trained into a fresh temporary store, which then replaces mlruns/ with every
 folder of this machine taken out: artifact locations become relative (``artifacts/...``, which
-``registry.open_store`` points at the working copy's folder), the source path relative to the
-project, the user "demo". This file is the single recipe of the committed store.
+``training.store.open_store`` points at the working copy's folder), the source path relative to
+the project, the user "demo". This file is the single recipe of the committed store.
 """
 
 from __future__ import annotations
@@ -35,8 +35,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from training import registry
+from training import store
+from training.checkpoints import LAST_FILE
 from training.config import PROJECT_ROOT, TrainConfig
+from training.models import register_run_model
+from training.runs import list_runs
 
 DEMO_RUNS = {
     # The default text is longer than the write-up's essay, so the seed recipe gets 600 steps
@@ -71,7 +74,7 @@ def describe(name: str, run) -> str:
 
 def _without_last(run_id: str) -> None:
     """Drop last.pt (the optimizer state --resume needs) to keep the committed store small."""
-    (registry.local_artifact_dir(run_id) / registry.LAST_FILE).unlink(missing_ok=True)
+    (store.local_artifact_dir(run_id) / LAST_FILE).unlink(missing_ok=True)
 
 
 def train_map_runs() -> None:
@@ -107,7 +110,7 @@ def train_demo_runs() -> None:
         _without_last(run_id)
         MlflowClient().set_tag(run_id, "mlflow.note.content", describe(name, mlflow.get_run(run_id)))
         model, alias = ALIASES[name]
-        registry.register_run_model(run_id, model, alias)
+        register_run_model(run_id, model, alias)
         print(f"{name}: run_id={run_id}, registered as {model}@{alias}")
 
 
@@ -158,13 +161,13 @@ def main() -> int:
         build = Path(tmp) / "store"
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{build / 'mlflow.db'}"
         train_demo_runs()
-        print(registry.list_runs()[["name", "recipe", "train_loss", "val_loss", "best_val_loss",
-                                    "sample_copied_4gram_fraction"]].to_string(index=False))
+        print(list_runs()[["name", "recipe", "train_loss", "val_loss", "best_val_loss",
+                           "sample_copied_4gram_fraction"]].to_string(index=False))
         scrub(build / "mlflow.db", build)
         scrub_model_files(build)
-        shutil.rmtree(registry.COMMITTED_STORE, ignore_errors=True)
-        shutil.copytree(build, registry.COMMITTED_STORE)
-    print(f"rebuilt {registry.COMMITTED_STORE}; delete {registry.WORKING_STORE.name}/ to start "
+        shutil.rmtree(store.COMMITTED_STORE, ignore_errors=True)
+        shutil.copytree(build, store.COMMITTED_STORE)
+    print(f"rebuilt {store.COMMITTED_STORE}; delete {store.WORKING_STORE.name}/ to start "
           f"again from it (runs trained since are lost with it)")
     return 0
 

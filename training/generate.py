@@ -49,10 +49,10 @@ def generate_report(run_id: str, prompt: str, sampling: SamplingConfig) -> dict:
     counting it would credit the model with copying words it was given. ``copied_spans`` index
     ``tokens`` (prompt included), so ``tokens[start:end]`` is the copied passage.
 
-    ``run_id`` may be anything ``registry.resolve_run_id`` accepts (prefix, name, models:/ URI);
+    ``run_id`` may be anything ``training.runs.resolve_run_id`` accepts (prefix, name, models:/ URI);
     the report's ``run_id`` is the full id.
     """
-    from training.registry import load_run, resolve_run_id
+    from training.runs import load_run, resolve_run_id
 
     run_id = resolve_run_id(run_id)
     run = load_run(run_id)

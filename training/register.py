@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", help="run id, unique id prefix or unique run name")
     parser.add_argument("target", metavar="NAME[@ALIAS]", help="registered model name, alias")
     args = parser.parse_args(argv)
-    from training.registry import register_run_model  # MLflow loads only past --help
+    from training.models import register_run_model  # MLflow loads only past --help
 
     try:
         name, alias = parse_target(args.target)

@@ -20,8 +20,8 @@ from dataclasses import fields
 import mlflow
 import pandas as pd
 
-from training import registry
 from training.config import TrainConfig, add_config_flags
+from training.store import open_store
 
 MAX_RUNS = 24  # a bound on the grid: each child is a full training run
 # The settings a sweep varies: flag name -> (TrainConfig field, value type).
@@ -54,7 +54,7 @@ def run_sweep(values: dict[str, list], overrides: dict | None = None, name: str 
     # Every config is built (and so validated) before the first run starts.
     configs = [TrainConfig.for_recipe(point.get("recipe", "windows"), **{**(overrides or {}), **{
         k: v for k, v in point.items() if k != "recipe"}}) for point in points]
-    experiment_id = registry.open_store()
+    experiment_id = open_store()
     with mlflow.start_run(run_name=name, experiment_id=experiment_id) as parent:
         mlflow.set_tag("sweep", "parent")
         mlflow.log_params({f"grid.{k}": " ".join(map(str, v)) for k, v in values.items() if v})
@@ -69,7 +69,7 @@ def sweep_points(parent_run_id: str | None = None) -> pd.DataFrame:
     """One row per finished run (the children of one sweep, or every run that is not a sweep
     parent): run_id, name, recipe, params (dict), held-out perplexity (the best validation
     loss, exponentiated), extractable_memorization of the saved model, parent_run_id."""
-    experiment_id = registry.open_store()
+    experiment_id = open_store()
     query = f"tags.mlflow.parentRunId = '{parent_run_id}'" if parent_run_id else ""
     runs = mlflow.search_runs(experiment_ids=[experiment_id], filter_string=query,
                               order_by=["start_time ASC"])

@@ -2,8 +2,8 @@
 
 Ctrl-C, SIGTERM or a caller's stop_event end the run as KILLED and an exception as FAILED, each
 with its last checkpoint saved (checkpoints are written after every log interval, atomically).
-A heartbeat in the run's tags lets ``registry.list_runs`` tell a live run from a dead one. ``resume`` continues a run on
-the same step axis with its optimizer state restored.
+A heartbeat in the run's tags lets ``training.runs.list_runs`` tell a live run from a dead one.
+``resume`` continues a run on the same step axis with its optimizer state restored.
 """
 
 from __future__ import annotations
@@ -24,10 +24,27 @@ from lstm_core.generate import SamplingConfig, stream_ids
 from lstm_core.gradient_flow import gradient_flow
 from lstm_core.memorization import analyze, extractable_memorization
 from lstm_core.text import read_text
-from training import registry
+from training.checkpoints import (
+    LAST_FILE,
+    MODEL_FILE,
+    SOURCE_FILE,
+    load_checkpoint,
+    load_resume_checkpoint,
+    model_from_checkpoint,
+)
 from training.config import TrainConfig
 from training.distributed import is_main_process
 from training.loop import Trainer
+from training.models import log_run_model, log_text_dataset
+from training.runs import Heartbeat, get_run, is_alive, run_process
+from training.store import (
+    StoreError,
+    artifact_path,
+    open_store,
+    project_relative,
+    save_artifact_file,
+    sha256_text,
+)
 
 SAMPLE_LENGTH = 100  # tokens in the greedy sample whose novelty is logged at the end
 FLOW_PASSAGES, FLOW_LENGTH = 8, 60  # gradient flow: passages of the text, words read in each
@@ -54,8 +71,8 @@ def _save_checkpoint(run_id: str, name: str, checkpoint: dict) -> None:
     # model.pt (best weights) leaves out the optimizer: it is for using the model, not resuming.
     if name == "best":
         checkpoint = {k: v for k, v in checkpoint.items() if k not in ("optimizer", "scheduler", "ntasgd")}
-    filename = registry.MODEL_FILE if name == "best" else registry.LAST_FILE
-    registry.save_artifact_file(run_id, filename, lambda path: torch.save(checkpoint, path))
+    filename = MODEL_FILE if name == "best" else LAST_FILE
+    save_artifact_file(run_id, filename, lambda path: torch.save(checkpoint, path))
 
 
 def _log_final_figures(run_id: str, trainer: Trainer, model_id: str) -> dict[str, float]:
@@ -64,8 +81,8 @@ def _log_final_figures(run_id: str, trainer: Trainer, model_id: str) -> dict[str
     They and the validation figures of the model's own step are linked to the logged MLflow
     model (``model_id``), so `mlflow ui`'s Models tab lists each model with them.
     """
-    best = registry.load_checkpoint(registry.artifact_path(run_id, registry.MODEL_FILE))
-    model, vocab = registry.model_from_checkpoint(best)
+    best = load_checkpoint(artifact_path(run_id, MODEL_FILE))
+    model, vocab = model_from_checkpoint(best)
     source_ids = torch.cat([trainer.corpus.train_ids, trainer.corpus.val_ids])
     cfg = trainer.config
     figures = {}
@@ -101,29 +118,46 @@ def describe_run(config: TrainConfig, corpus_name: str, steps: int, figures: dic
             f"{config.optimizer}: " + ", ".join(shown))
 
 
+def flow_passages(ids: torch.Tensor) -> torch.Tensor | None:
+    """The passages gradient flow is measured on: FLOW_PASSAGES passages of FLOW_LENGTH words
+    (fewer in a short text) spread evenly over ``ids``, each with the word after it. None when
+    ``ids`` holds fewer than two words."""
+    length = min(FLOW_LENGTH, len(ids) - 1)
+    if length < 1:
+        return None
+    starts = torch.linspace(0, len(ids) - length - 1, FLOW_PASSAGES).long().unique()
+    return torch.stack([ids[s : s + length + 1] for s in starts])
+
+
 def _log_gradient_flow(run_id: str, model, source_ids: torch.Tensor) -> None:
     """gradient_flow.json ({"distance", "grad_norm"}, 1 at distance 0) and its plot, of the
     finished model on passages spread evenly over the text."""
-    length = min(FLOW_LENGTH, len(source_ids) - 1)
-    if length < 1:
+    passages = flow_passages(source_ids)
+    if passages is None:
         return
-    starts = torch.linspace(0, len(source_ids) - length - 1, FLOW_PASSAGES).long().unique()
-    flow = gradient_flow(model, torch.stack([source_ids[s : s + length + 1] for s in starts]))
-    registry.save_artifact_file(run_id, GRADIENT_FLOW_FILE,
-                                lambda p: p.write_text(json.dumps(flow), encoding="utf-8"))
-    registry.save_artifact_file(run_id, "gradient_flow.png",
-                                lambda p: _flow_figure(flow, model.config.cell).savefig(p, format="png"))
+    flow = gradient_flow(model, passages)
+    cell = model.config.cell
+    save_artifact_file(run_id, GRADIENT_FLOW_FILE,
+                       lambda p: p.write_text(json.dumps(flow), encoding="utf-8"))
+    figure = flow_figure({cell: (flow, "C0", "-")}, f"gradient flow ({cell})", size=(5, 3.2))
+    save_artifact_file(run_id, "gradient_flow.png", lambda p: figure.savefig(p, format="png"))
 
 
-def _flow_figure(flow: dict, cell: str):
+def flow_figure(curves: dict[str, tuple[dict, str, str]], title: str, *,
+                size: tuple[float, float] = (9, 3.8)):
+    """Gradient-flow curves on a log scale: label -> (flow with "distance" and "grad_norm",
+    a matplotlib color, a line style)."""
     from matplotlib.figure import Figure  # no pyplot: no global state, safe in the app's threads
 
-    figure = Figure(figsize=(5, 3.2), dpi=100, layout="constrained")
+    figure = Figure(figsize=size, dpi=100, layout="constrained")
     axes = figure.add_subplot()
-    axes.semilogy(flow["distance"], flow["grad_norm"], marker=".")
-    axes.set(xlabel="distance back from the last word (steps)", title=f"gradient flow ({cell})",
+    for label, (flow, color, style) in curves.items():
+        axes.semilogy(flow["distance"], flow["grad_norm"], color=color, linestyle=style,
+                      label=label)
+    axes.set(xlabel="distance back from the last word (steps)", title=title,
              ylabel="|d loss / d input|, 1 at distance 0")
     axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
     return figure
 
 
@@ -164,15 +198,15 @@ def _signals_stop_between_steps():
 
 def _load_resume(run_id: str, steps: int | None) -> tuple[TrainConfig, str, dict]:
     """The config, text and last checkpoint of a run to continue; refuses a run still training."""
-    run = registry.get_run(run_id)  # a clear error for an unknown id
-    if registry.is_alive(run):
-        raise ValueError(f"Run {run_id} is still training (process {registry.run_process(run)}); "
+    run = get_run(run_id)  # a clear error for an unknown id
+    if is_alive(run):
+        raise ValueError(f"Run {run_id} is still training (process {run_process(run)}); "
                          "wait for it to end, or stop it, before resuming it")
-    checkpoint = registry.load_resume_checkpoint(run)
+    checkpoint = load_resume_checkpoint(run)
     config = TrainConfig.from_dict(checkpoint["train_config"])
     if steps is not None:
         config.steps = steps
-    text = registry.artifact_path(run_id, registry.SOURCE_FILE).read_text(encoding="utf-8")
+    text = artifact_path(run_id, SOURCE_FILE).read_text(encoding="utf-8")
     if checkpoint["step"] >= config.steps:
         raise ValueError(f"Run {run_id} already reached step {checkpoint['step']}; "
                          f"pass --steps above that to train it further")
@@ -189,7 +223,7 @@ def _end_failed(run_id: str, trainer: Trainer) -> None:
     if trainer.step > 0:
         try:
             _save_checkpoint(run_id, "last", trainer.checkpoint())
-        except registry.StoreError:
+        except StoreError:
             pass
     mlflow.end_run(status="FAILED")
 
@@ -205,6 +239,8 @@ def train_run(
     on_step: Callable[[int, int, float], None] | None = None,
     on_log: Callable[[str], None] = print,
     stop_event: threading.Event | None = None,
+    tags: dict[str, str] | None = None,
+    on_start: Callable[[str], None] | None = None,
 ) -> str:
     """Train (or resume) one run into the MLflow store and return its run id ("" on ranks > 0).
 
@@ -213,6 +249,8 @@ def train_run(
     log interval with the same numbers that go to MLflow. Setting stop_event stops training
     between steps: the last checkpoint is saved, the run ends KILLED and its id is returned.
     Ctrl-C or SIGTERM (main thread only) do the same, then raise ``Interrupted``.
+    tags are set on the run as it is created (or resumed); on_start(run_id) is called as soon
+    as the run exists, before anything is logged to it.
     """
     checkpoint, text_is_the_corpus = None, text is None
     if not resume:
@@ -221,12 +259,12 @@ def train_run(
         if text is None:
             text = read_text(config.corpus)  # a bad corpus is refused before the store is touched
     # Under torchrun only rank 0 creates or changes the store; the others at most read from it.
-    experiment_id = registry.open_store() if is_main_process() or resume else None
+    experiment_id = open_store() if is_main_process() or resume else None
     if resume:
         config, text, checkpoint = _load_resume(resume, steps)
     source = _dataset_source(config.corpus, None if text_is_the_corpus else text)
     # Logged (params, checkpoints) relative to the project, never as this machine's folder.
-    config = dataclasses.replace(config, corpus=registry.project_relative(config.corpus))
+    config = dataclasses.replace(config, corpus=project_relative(config.corpus))
     trainer = Trainer(config, text, checkpoint)  # validates the text before a run is created
     if not trainer.world.is_main:  # under torchrun, only rank 0 logs and writes checkpoints
         trainer.run()
@@ -234,13 +272,15 @@ def train_run(
 
     # A run started while another is active (training.sweep's parent) is nested under it.
     with mlflow.start_run(run_id=resume, run_name=None if resume else run_name,
-                          experiment_id=experiment_id,
+                          experiment_id=experiment_id, tags=tags,
                           nested=mlflow.active_run() is not None) as active:
         run_id = active.info.run_id
-        heartbeat = registry.Heartbeat(run_id)  # so a run whose process died shows as interrupted
+        if on_start:
+            on_start(run_id)
+        heartbeat = Heartbeat(run_id)  # so a run whose process died shows as interrupted
         if not resume:
             _log_run_setup(run_id, config, trainer, text, corpus_name)
-            registry.log_text_dataset(text, source, corpus_name or Path(config.corpus).name)
+            log_text_dataset(text, source, corpus_name or Path(config.corpus).name)
 
         def log(step, metrics):
             mlflow.log_metrics({**metrics, "step": float(step)}, step=step)
@@ -270,7 +310,7 @@ def train_run(
                 return run_id
             words = trainer.corpus.vocab.decode(trainer.corpus.train_ids[:100].tolist())
             first_word = next((w for w in words if w.isalpha()), words[0])
-            model_id = registry.log_run_model(run_id, example_prompt=first_word)
+            model_id = log_run_model(run_id, example_prompt=first_word)
             figures = _log_final_figures(run_id, trainer, model_id)
             mlflow.set_tag("mlflow.note.content",
                            describe_run(config, corpus_name or Path(config.corpus).name,
@@ -312,7 +352,7 @@ def _dataset_source(corpus: str, text: str | None) -> str:
     """
     path = Path(corpus)
     if text is None or (path.is_file() and read_text(path) == text):
-        return registry.project_relative(path)
+        return project_relative(path)
     return "upload"
 
 
@@ -327,16 +367,15 @@ def _log_run_setup(run_id, config: TrainConfig, trainer: Trainer, text: str, cor
     mlflow.log_params(params)
     mlflow.set_tags({
         "corpus_name": corpus_name or Path(config.corpus).name,
-        "corpus_sha256": registry.sha256_text(text),
+        "corpus_sha256": sha256_text(text),
         "recipe": config.recipe,
         "backend": config.backend,
         "cell": config.cell,
         "tokenizer": config.tokenizer,
         "torch_version": torch.__version__,
     })
-    registry.save_artifact_file(run_id, registry.SOURCE_FILE,
-                                lambda p: p.write_text(text, encoding="utf-8"))
-    registry.save_artifact_file(run_id, "config.json",
-                                lambda p: p.write_text(json.dumps(params, indent=2), encoding="utf-8"))
-    registry.save_artifact_file(run_id, "vocab.json", trainer.corpus.vocab.save_json)
+    save_artifact_file(run_id, SOURCE_FILE, lambda p: p.write_text(text, encoding="utf-8"))
+    save_artifact_file(run_id, "config.json",
+                       lambda p: p.write_text(json.dumps(params, indent=2), encoding="utf-8"))
+    save_artifact_file(run_id, "vocab.json", trainer.corpus.vocab.save_json)
 

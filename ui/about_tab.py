@@ -10,8 +10,10 @@ import os
 
 import gradio as gr
 
-import app
 from training.config import TrainConfig
+from training.demo import DEMO_RUNS
+from training.store import store_name
+from ui.report import MIN_SPAN
 
 FIGURES = """### What the figures mean
 - **Copied span**: a run of at least {span} generated words that appears word for word in the
@@ -45,8 +47,6 @@ FIGURES = """### What the figures mean
 
 
 def demo_runs_text() -> str:
-    from training.demo import DEMO_RUNS  # the configs `python -m training.demo` trains
-
     seed, windows = DEMO_RUNS["demo-seed"], DEMO_RUNS["demo-windows"]
     return f"""### How the demo runs were trained
 Both learn from the project's own text (`corpus/lighthouse_keeper.txt`) with the same tokenizer
@@ -69,7 +69,7 @@ def store_text() -> str:
     if os.environ.get("MLFLOW_TRACKING_URI", "").startswith(("http://", "https://")):
         return ("### Where runs are kept\nRuns are tracked in MLflow on the tracking server set in "
                 "`MLFLOW_TRACKING_URI`; runs trained here are kept there when the app restarts.")
-    return (f"### Where runs are kept\nRuns are tracked in MLflow in `{app.store_name()}`, and the "
+    return (f"### Where runs are kept\nRuns are tracked in MLflow in `{store_name()}`, and the "
             "table at the top lists them. Runs trained here are written to the "
             "app's own disk: on a Hugging Face Space (or any host with a disk that is reset) they "
             "**vanish when the app restarts**; the committed demo runs do not. To keep them, point "
@@ -78,7 +78,7 @@ def store_text() -> str:
 
 def build() -> None:
     defaults = TrainConfig()
-    figures = FIGURES.format(span=app.MIN_SPAN, k=defaults.memorization_prefix,
+    figures = FIGURES.format(span=MIN_SPAN, k=defaults.memorization_prefix,
                              m=defaults.memorization_suffix)
     with gr.Tab("About", id="about"):
         gr.Markdown("\n".join([figures, demo_runs_text(), store_text()]))

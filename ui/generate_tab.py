@@ -1,14 +1,28 @@
-"""The Generate tab: a prompt and sampling controls in, the text and its memorization report out."""
+"""The Generate tab: a prompt and sampling controls in; the text, streamed, then its
+memorization report out."""
 
 from __future__ import annotations
 
+import time
 from typing import NamedTuple
 
 import gradio as gr
 import pandas as pd
 
-import app
-from ui import events, fields
+from lstm_core.generate import encode_prompt, stream_ids
+from lstm_core.text import PARAGRAPH, detokenize, tokenize
+from training.runs import LoadedRun
+from training.store import public
+from ui import fields, limits
+from ui.report import SPAN_COLUMNS, report
+from ui.runs import load
+
+# Send the growing text at most this often: every update costs the server work for each of
+# the tab's outputs, far more than a word costs the model.
+STREAM_SECONDS = 0.1
+GENERATING = "*Generating… the report follows when the text is done.*"
+# The first update clears the old report, so no figure ever describes another text.
+CLEARED_REPORT = (None, GENERATING, pd.DataFrame(columns=SPAN_COLUMNS), None, "", "", "")
 
 
 class GenerateTab(NamedTuple):
@@ -17,32 +31,65 @@ class GenerateTab(NamedTuple):
     out: gr.Textbox  # the generated text, which the Look inside tab reads
 
 
-# While a text streams, the page hides the old report's parts (app.CSS): the class goes on the
-# page with the click, in the browser, and comes off when the new report is in or the request
-# failed. Hiding keeps the layout, so nothing is redrawn; clearing them would be redrawing.
-# Meanwhile the button takes no click: a second request's events would share the outputs with
-# the first's (its words overwritten by the first's stream, the first's report shown beside
-# its text), and Gradio would drop its later events while the first's were still running.
-REPORT_PART = ["report-part"]
-HIDE_OLD_REPORT = """(...inputs) => {
-  document.body.classList.add('report-stale');
-  document.querySelector('#gen-btn').disabled = true;
-  return inputs;
-}"""
-SHOW_REPORT = """() => {
-  document.body.classList.remove('report-stale');
-  document.querySelector('#gen-btn').disabled = false;
-}"""
+def prompt_ids(prompt, loaded: LoadedRun) -> list[int]:
+    try:
+        return encode_prompt(limits.text(prompt), loaded.vocab)
+    except ValueError as err:  # empty prompt, or unknown words (named in the message)
+        raise gr.Error(public(str(err))) from None
+
+
+def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 0.0,
+             top_k: float = 0, top_p: float = 1.0, seed: float = 0):
+    """Generate text from a prompt with a logged run, then measure how much of it is copied.
+
+    Args:
+        run_id: the model to use: an MLflow run id, a unique id prefix, a unique run name or a
+            registered model (models:/NAME@ALIAS).
+        prompt: the words the text starts with (they must be in the model's vocabulary).
+        length: how many words to generate (1 to 400).
+        temperature: 0 = greedy (always the likeliest word); higher = more random (up to 2).
+        top_k: sample only among the k likeliest words (0 = no limit).
+        top_p: sample only among the likeliest words whose probabilities add up to p (1 = all).
+        seed: random seed, so the same settings give the same text.
+    Returns:
+        The text (prompt + generated words) first, then the memorization report: highlighted
+        text, headline figures, copied spans, n-gram novelty, and the source's continuation.
+    """
+    reference = limits.reference(run_id)
+    loaded = load(reference)
+    sampling = limits.sampling(length, temperature, top_k, top_p, seed)
+    ids = prompt_ids(prompt, loaded)
+    start, new, scheme = loaded.vocab.decode(ids), [], loaded.vocab.scheme
+    send_at, rest = None, CLEARED_REPORT
+    for token_id in stream_ids(loaded.model, ids, sampling):
+        new.append(loaded.vocab.id_to_token(token_id))
+        if len(new) < sampling.max_new_tokens and (send_at is None or time.monotonic() >= send_at):
+            yield detokenize(start + new, scheme), *rest
+            send_at, rest = time.monotonic() + STREAM_SECONDS, [gr.skip()] * len(CLEARED_REPORT)
+    yield detokenize(start + new, scheme), *report(reference, loaded, start, new, sampling)
+
+
+def suggest_prompt(run_id, prompt):
+    """Keep the prompt when the run knows its words, else offer the first words of its source."""
+    try:
+        loaded = load(run_id)
+    except gr.Error:
+        return gr.skip()  # the error shows when generating
+    scheme = loaded.vocab.scheme
+    tokens = [t for t in tokenize(prompt if isinstance(prompt, str) else "", scheme) if t]
+    if tokens and not loaded.vocab.unknown_words(tokens):
+        return gr.skip()
+    return detokenize([t for t in loaded.source_tokens[:12] if t != PARAGRAPH][:4], scheme)
 
 
 def _controls() -> list[gr.components.Component]:
     prompt = gr.Textbox(label="Prompt", value="i was twenty-three when", elem_id="prompt",
                         info="The words the text starts with; they must occur in the training "
-                             f"text (at most {app.MAX_PROMPT_WORDS} words).")
-    length = fields.slider(1, app.MAX_LENGTH, value=60, step=1, label="Length (words)",
+                             f"text (at most {limits.MAX_PROMPT_WORDS} words).")
+    length = fields.slider(1, limits.MAX_LENGTH, value=60, step=1, label="Length (words)",
                            info="How many words to generate.", elem_id="length")
-    temperature = fields.slider(0, 2, value=0, step=0.05, label="Temperature",
-                                elem_id="temperature",
+    temperature = fields.slider(0, limits.MAX_TEMPERATURE, value=0, step=0.05,
+                                label="Temperature", elem_id="temperature",
                                 info="0 = greedy (always the likeliest word); higher = more random.")
     top_k = fields.slider(0, 200, value=0, step=1, label="Top-k",
                           info="Sample only among the k likeliest words (0 = all).")
@@ -55,32 +102,28 @@ def _controls() -> list[gr.components.Component]:
 
 
 def _report() -> list[gr.components.Component]:
-    """The outputs, in the order app.generate yields them (out first)."""
-    out = gr.Textbox(label="Generated text", lines=5, elem_id="out", buttons=["copy"],
-                     interactive=False)
-    figures = gr.Markdown(elem_id="figures")
+    """The outputs after the text, in the order ui.report.report returns them."""
     marked = gr.HighlightedText(label="Copied from the training text (spans of 4+ words)",
                                 color_map={"copied": "#f97316", "prompt": "#94a3b8"},
-                                show_legend=True, show_inline_category=False, elem_id="highlight",
-                                elem_classes=REPORT_PART)
-    spans = gr.Dataframe(pd.DataFrame(columns=app.SPAN_COLUMNS), wrap=True, label="Copied spans",
+                                show_legend=True, show_inline_category=False, elem_id="highlight")
+    figures = gr.Markdown(elem_id="figures")
+    spans = gr.Dataframe(pd.DataFrame(columns=SPAN_COLUMNS), wrap=True, label="Copied spans",
                          interactive=False, elem_id="spans", max_height=320,
-                         column_widths=["38%", "9%", "18%", "35%"], elem_classes=REPORT_PART)
-    return [out, marked, figures, spans]
+                         column_widths=["38%", "9%", "18%", "35%"])
+    return [marked, figures, spans]
 
 
 def _continuation() -> list[gr.components.Component]:
     novelty = gr.BarPlot(x="n", y="novel share", y_lim=[0, 1], height=260, scale=1, min_width=280,
                          title="n-gram novelty (share never in the source)", x_title="n (words)",
-                         elem_id="novelty", elem_classes=REPORT_PART)
+                         elem_id="novelty")
     with gr.Column(scale=2):
         note = gr.Markdown("Where the prompt occurs in the training text, its own continuation "
-                           "shows beside the model's.", elem_classes=REPORT_PART)
+                           "shows beside the model's.")
         with gr.Row():
-            model_text = gr.Textbox(label="The model's continuation", lines=5, interactive=False,
-                                    elem_classes=REPORT_PART)
+            model_text = gr.Textbox(label="The model's continuation", lines=5, interactive=False)
             source_text = gr.Textbox(label="The training text's own continuation", lines=5,
-                                     interactive=False, elem_classes=REPORT_PART)
+                                     interactive=False)
     return [novelty, note, model_text, source_text]
 
 
@@ -91,35 +134,16 @@ def build(run: gr.Dropdown) -> GenerateTab:
                 controls = _controls()
                 button = gr.Button("Generate", variant="primary", elem_id="gen-btn")
             with gr.Column(scale=2):
-                report = _report()
+                out = gr.Textbox(label="Generated text", lines=5, elem_id="out",
+                                 buttons=["copy"], interactive=False)
+                report_parts = _report()
         with gr.Row():
-            report += _continuation()
-        api_only = gr.Button(visible=False, elem_id="generate-api")  # the /generate API's trigger
-        first_words = gr.State()  # from the button's first event to its second
-        pending = gr.State()  # from the second to the report
+            report_parts += _continuation()
     prompt, length = controls[:2]
-    run.change(app.suggest_prompt, [run, prompt], prompt, api_visibility="private")
-    inputs = [run, *controls]
-    # The page's button: the first words come outside the queue, the rest of the text streams
-    # in a second event and the report follows in a third (app.first_words_on_page says why).
-    out, figures = report[0], report[2]
-    # Gradio shows no error raised outside the queue, so a refused request answers
-    # LEAVE_TO_QUEUE and the queued event refuses it again, where the page shows the message.
-    first = events.listen(
-        button.click, app.first_words_on_page, inputs, [out, figures, first_words],
-        on_error=app.LEAVE_TO_QUEUE, js=HIDE_OLD_REPORT, queue=False, show_progress="hidden",
-        api_visibility="private")
-    rest = events.listen(
-        first.success, app.rest_on_page, [first_words, *inputs], [out, figures, pending],
-        on_event_loop=app.warm_rest, show_progress_on=out, api_visibility="private",
-        **app.COMPUTE_SLOT)
-    events.listen(rest.success, app.report_outputs, [pending], report[1:], show_progress="hidden",
-                  api_visibility="private", **app.COMPUTE_SLOT).then(None, js=SHOW_REPORT)
-    first.failure(None, js=SHOW_REPORT)
-    rest.failure(None, js=SHOW_REPORT)
-    # The /generate API: the text and its report in one event, on a button nobody sees.
-    events.listen(
-        api_only.click, app.generate, inputs, report, api_name="generate",
-        on_event_loop=app.warm_run, **app.COMPUTE_SLOT,
-        api_description="Generate text with a logged run; the first output is the final text.")
-    return GenerateTab(prompt, length, report[0])
+    run.change(suggest_prompt, [run, prompt], prompt, api_visibility="private")
+    # One streaming event per click; a click while it runs is ignored ("once").
+    button.click(generate, [run, *controls], [out, *report_parts], api_name="generate",
+                 trigger_mode="once", show_progress_on=out, **limits.COMPUTE_SLOT,
+                 api_description="Generate text with a logged run; the first output is the "
+                                 "final text.")
+    return GenerateTab(prompt, length, out)

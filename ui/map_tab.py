@@ -2,19 +2,90 @@
 
 from __future__ import annotations
 
-import gradio as gr
+import html
 
-import app
+import gradio as gr
+import pandas as pd
+
+from training.store import public, tracking_uri
+from training.sweep import sweep_points
+from ui import limits
+
+MEMORIZATION = "extractable_memorization"
+MAP_COLOR_BY = ("recipe", "cell")
+# Params the map's hover shows when they differ between runs (all of them when only one run).
+MAP_SETTINGS = ("cell", "recipe", "optimizer", "steps", "hidden_size", "dropout", "weight_drop",
+                "locked_dropout", "embed_dropout", "ar", "tar", "lr", "max_vocab")
+MAP_COLUMNS = ["held_out_perplexity", "memorization", "group", "name", "run", "settings", "run_id"]
+NO_MAP = ("**No run to map yet.** Each point is a finished run with held-out text. Train a few in "
+          "the **Train** tab, or a grid with `python -m training.sweep --dropout 0 0.4 "
+          "--weight-drop 0 0.5`.")
+
+
+def _settings(params: dict, keys: list[str]) -> str:
+    return ", ".join(f"{k}={params[k]}" for k in keys if k in params)
+
+
+def overfitting_map(color_by: str = "recipe"):
+    """Every finished run with held-out text as one point: held-out perplexity across,
+    extractable memorization up, colored by recipe or cell.
+
+    Returns the points (held_out_perplexity, memorization, group, name, run, settings,
+    run_id), a note, and the points again for the table under the map. Runs without
+    validation (the seed recipe's default) are left out and counted in the note.
+    """
+    color_by = limits.choice(color_by, "Color by", MAP_COLOR_BY)
+    try:
+        runs = sweep_points()
+    except Exception as err:  # MLflow raises several types for an unreachable store
+        raise gr.Error(public(f"Cannot read the run store {tracking_uri()}: {err}")) from None
+    usable = runs.dropna(subset=["held_out_perplexity", MEMORIZATION])
+    if usable.empty:
+        empty = pd.DataFrame(columns=MAP_COLUMNS)
+        return empty, NO_MAP, empty
+    params = list(usable["params"])
+    keys = [k for k in MAP_SETTINGS if len(params) == 1 or len({p.get(k) for p in params}) > 1]
+    points = pd.DataFrame({
+        "held_out_perplexity": usable["held_out_perplexity"].round(1),
+        "memorization": usable[MEMORIZATION].round(3),
+        "group": [p.get(color_by) or ("lstm" if color_by == "cell" else "?") for p in params],
+        "name": usable["name"], "run": usable["run_id"].str[:8],
+        "settings": [_settings(p, keys) for p in params], "run_id": usable["run_id"],
+    }, columns=MAP_COLUMNS).reset_index(drop=True)
+    left_out = len(runs) - len(usable)
+    note = (f"**{len(points)} run(s)**, one point each: further right is worse on held-out text, "
+            "higher recites more of its training text. Hover a point for its settings; drag "
+            "across points (or click a row below) to load a run.")
+    if left_out:
+        note += f" {left_out} finished run(s) without held-out text are left out."
+    return points, note, points
+
+
+def pick_from_map(points: pd.DataFrame | None, evt: gr.SelectData):
+    """Load the run picked on the map: a dragged range of perplexities selects the point
+    nearest its middle; a clicked row of the table selects that row's run.
+
+    points: the table of overfitting_map's points. Returns (run picker value, note)."""
+    if points is None or len(points) == 0:
+        return gr.skip(), gr.skip()
+    if evt.row_value is not None:  # a row of the table (its last column is the run id)
+        run_id = str(evt.row_value[-1])
+    else:
+        low, high = sorted(float(x) for x in evt.index)
+        inside = points[points["held_out_perplexity"].between(low, high)]
+        if inside.empty:
+            return gr.skip(), "No run in the range you dragged across; try a wider one."
+        middle = (inside["held_out_perplexity"] - (low + high) / 2).abs()
+        run_id = str(inside.loc[middle.idxmin(), "run_id"])
+    return run_id, f"Loaded run `{html.escape(run_id[:8])}`: it is selected at the top."
 
 
 def build(run: gr.Dropdown) -> None:
     """run: the run picker at the top, which a point picked on the map sets."""
     with gr.Tab("Overfitting map", id="map") as tab:
         with gr.Row():
-            color_by = gr.Radio(list(app.MAP_COLOR_BY), value="recipe", label="Color by",
-                                scale=3)
-            refresh = gr.Button("↻ Redraw the map", scale=0, min_width=160,
-                                elem_id="map-btn")
+            color_by = gr.Radio(list(MAP_COLOR_BY), value="recipe", label="Color by", scale=3)
+            refresh = gr.Button("↻ Redraw the map", scale=0, min_width=160, elem_id="map-btn")
         points = gr.ScatterPlot(
             x="held_out_perplexity", y="memorization", color="group", height=380,
             x_title="held-out perplexity (lower generalizes better)",
@@ -24,11 +95,11 @@ def build(run: gr.Dropdown) -> None:
         with gr.Accordion("The runs on the map (click a row to load it)", open=False):
             table = gr.Dataframe(interactive=False, max_height=300, elem_id="map-table")
     outputs = [points, note, table]
-    draw = dict(fn=app.overfitting_map, inputs=color_by, outputs=outputs, **app.COMPUTE_SLOT)
+    draw = dict(fn=overfitting_map, inputs=color_by, outputs=outputs, **limits.COMPUTE_SLOT)
     refresh.click(**draw, api_name="overfitting_map",
                   api_description="Every finished run with held-out text as one point.")
     tab.select(**draw, api_visibility="private")
     color_by.change(**draw, api_visibility="private")
     # Both pickers read the table: it holds the same points as the map, as a DataFrame.
-    points.select(app.pick_from_map, table, [run, note], api_visibility="private")
-    table.select(app.pick_from_map, table, [run, note], api_visibility="private")
+    points.select(pick_from_map, table, [run, note], api_visibility="private")
+    table.select(pick_from_map, table, [run, note], api_visibility="private")

@@ -2,22 +2,173 @@
 
 from __future__ import annotations
 
-import gradio as gr
+import html
+import math
+import os
+from pathlib import Path
 
-import app
+import gradio as gr
+import torch
+
 from lstm_core.cells import CELLS
+from lstm_core.model import LSTMLanguageModel
+from lstm_core.text import decode_text, tokenize
 from training.config import DEFAULT_CORPUS, OPTIMIZERS, RECIPES, TrainConfig
-from ui import fields
+from training.loop import model_config_for
+from training.store import one_line, public
+from ui import fields, limits, training_job
+from ui.runs import refresh_runs
 
 SEED, WINDOWS = TrainConfig.for_recipe("seed"), TrainConfig.for_recipe("windows")
 
 
+def read_upload(path) -> tuple[str, str]:
+    """(text, name) of an uploaded .txt, or of the default corpus when nothing was uploaded."""
+    if not path:
+        return DEFAULT_CORPUS.read_text(encoding="utf-8"), DEFAULT_CORPUS.name
+    if not isinstance(path, str):
+        raise gr.Error(f"The upload must be a file, got {limits.shown(path)}")
+    name = Path(path).name
+    try:
+        if os.path.getsize(path) > limits.MAX_UPLOAD_BYTES:
+            raise gr.Error(f"{html.escape(name[:80])} is larger than "
+                           f"{limits.MAX_UPLOAD_BYTES / 1e6:g} MB; upload a shorter text.")
+        return decode_text(Path(path).read_bytes(), name), name
+    except OSError:
+        raise gr.Error("The uploaded file cannot be read: upload it again.") from None
+    except ValueError as err:  # binary, not UTF-8, or empty
+        raise gr.Error(html.escape(str(err))) from None
+
+
+def train_config(recipe, steps, hidden_size, dropout, lr, max_vocab=limits.DEFAULT_APP_VOCAB,
+                 cell="lstm", optimizer=None, weight_drop=0.0, locked_dropout=False,
+                 embed_dropout=0.0, ar=0.0, tar=0.0) -> TrainConfig:
+    """The run's config from the Train tab's controls, each checked against the app's limits.
+
+    optimizer None (or "") keeps the recipe's own; the regularizers default to off.
+    """
+    recipe = limits.choice(recipe, "Recipe", RECIPES)
+    cell = limits.choice(cell, "Cell", CELLS)
+    optimizer = limits.choice(optimizer, "Optimizer", OPTIMIZERS) if optimizer else None
+    if locked_dropout not in (True, False, None):
+        raise gr.Error(f"Locked dropout must be true or false, got {limits.shown(locked_dropout)}")
+    steps = limits.number(steps, "Steps", 10, limits.MAX_STEPS, whole=True)
+    hidden = limits.number(hidden_size, "Hidden size", 8, limits.MAX_HIDDEN, whole=True)
+    try:
+        return TrainConfig.for_recipe(
+            recipe, steps=steps, hidden_size=hidden, embed_dim=hidden,
+            dropout=limits.number(dropout, "Dropout", 0, limits.MAX_DROP),
+            lr=limits.number(lr, "Learning rate", 1e-5, 100),
+            max_vocab=limits.number(max_vocab, "Vocabulary cap", limits.MIN_APP_VOCAB,
+                                    limits.MAX_APP_VOCAB, whole=True),
+            eval_interval=max(10, steps // 20), cell=cell, optimizer=optimizer,
+            weight_drop=limits.number(weight_drop, "Weight drop", 0, limits.MAX_DROP),
+            locked_dropout=bool(locked_dropout),
+            embed_dropout=limits.number(embed_dropout, "Embedding dropout", 0, limits.MAX_DROP),
+            ar=limits.number(ar, "AR", 0, limits.MAX_AR),
+            tar=limits.number(tar, "TAR", 0, limits.MAX_AR))
+    except ValueError as err:
+        raise gr.Error(public(str(err))) from None
+
+
+def check_cost(config: TrainConfig, text: str) -> int:
+    """Refuse a run whose parameters x steps exceed the app's ceiling; returns the parameters."""
+    words = len(set(tokenize(text, config.tokenizer)))
+    with torch.device("meta"):  # counts the parameters without allocating them
+        model = LSTMLanguageModel(model_config_for(config, min(words, config.max_vocab) + 2))
+    params = model.num_parameters()
+    if params * config.steps > limits.MAX_PARAM_STEPS:
+        raise gr.Error(
+            f"This run is too big for the app: {params:,} parameters x {config.steps} steps = "
+            f"{params * config.steps:.2g}, over the limit of {limits.MAX_PARAM_STEPS:.2g}. Lower "
+            "the steps, the hidden size or the vocabulary cap (or train it with python -m "
+            "training).")
+    return params
+
+
+def check_run_name(run_name, recipe: str) -> str:
+    if run_name is not None and not isinstance(run_name, str):
+        raise gr.Error(f"The run name must be text, got {limits.shown(run_name)}")
+    if len(run_name or "") > limits.MAX_RUN_NAME * 4:  # before splitting a huge text
+        raise gr.Error(f"The run name may have at most {limits.MAX_RUN_NAME} characters.")
+    name = " ".join((run_name or "").split())
+    if len(name) > limits.MAX_RUN_NAME:
+        raise gr.Error(f"The run name may have at most {limits.MAX_RUN_NAME} characters.")
+    if name.startswith("demo-"):
+        raise gr.Error('Run names starting with "demo-" are kept for the demo runs; pick another.')
+    return name or f"app-{recipe}"
+
+
+def recipe_defaults(recipe):
+    """The recipe's own dropout, learning rate and optimizer, and a default run name."""
+    config = TrainConfig.for_recipe(recipe if recipe in RECIPES else "windows")
+    return config.dropout, config.lr, gr.Textbox(placeholder=f"app-{recipe}"), config.optimizer
+
+
+def train(upload, recipe: str = "windows", steps: float = 300, hidden_size: float = 64,
+          dropout: float = 0.4, lr: float = 20.0, run_name: str = "",
+          max_vocab: float = limits.DEFAULT_APP_VOCAB, cell: str = "lstm",
+          optimizer: str | None = None, weight_drop: float = 0.0, locked_dropout: bool = False,
+          embed_dropout: float = 0.0, ar: float = 0.0, tar: float = 0.0,
+          request: gr.Request = None, progress=gr.Progress()):  # noqa: B008
+    """Train a run on the uploaded text (or the default corpus), log it to MLflow, select it.
+
+    cell: "lstm", "gru" or "rnn"; optimizer: "sgd", "adam" or "ntasgd" (empty: the recipe's);
+    weight_drop, embed_dropout (0 to 0.8), locked_dropout, ar, tar (0 to 10): the regularizers.
+    """
+    config = train_config(recipe, steps, hidden_size, dropout, lr, max_vocab, cell, optimizer,
+                          weight_drop, locked_dropout, embed_dropout, ar, tar)
+    name = check_run_name(run_name, config.recipe)
+    text, corpus_name = read_upload(upload)
+    params = check_cost(config, text)
+    job = training_job.start(config, text, corpus_name, name,
+                             getattr(request, "session_hash", None))
+    job.lines.append(f"training on {html.escape(corpus_name[:80])} ({len(text):,} characters, "
+                     f"{params:,} parameters)…")
+    while job.thread.is_alive():
+        job.thread.join(0.5)
+        loss = "…" if math.isnan(job.loss) else f"{job.loss:.3f}"
+        readout = f"step {job.step}/{config.steps} · loss {loss}"
+        progress(job.step / config.steps, desc=readout)
+        yield (*[gr.skip()] * 4, readout, "\n".join(job.lines[-12:]))
+    if job.error is not None:
+        raise gr.Error(f"Training failed: {public(one_line(job.error))}")
+    done = done_message(job)
+    yield (*refresh_runs(job.run_id), done, "\n".join([*job.lines[-11:], done]))
+
+
+def done_message(job: training_job.TrainingJob) -> str:
+    if not job.stop.is_set():
+        return f"Done: run {job.run_id} is logged to MLflow and selected above."
+    why = job.stopped_because or "Stop was pressed"
+    return (f"Stopped ({why}): run {job.run_id} ended as KILLED with its last checkpoint, and "
+            "is selected above.")
+
+
+def stop_training(request: gr.Request = None) -> str:
+    """Stop the training in progress between two steps; the run ends KILLED, checkpoint saved."""
+    return training_job.stop(getattr(request, "session_hash", None))
+
+
+def limits_text() -> str:
+    """The limits every app training runs under, said where people choose the settings."""
+    return (f"**Limits here** (a shared machine): one training at a time; at most "
+            f"{limits.MAX_STEPS} steps, hidden size {limits.MAX_HIDDEN} and a vocabulary of the "
+            f"{limits.MAX_APP_VOCAB:,} most frequent words (the rest become `<unk>`); parameters "
+            f"x steps at most {limits.MAX_PARAM_STEPS / 1e6:,.0f} million; a run is stopped "
+            f"after {limits.MAX_TRAIN_SECONDS // 60} minutes (it ends as KILLED and keeps its "
+            "last checkpoint, as with **Stop**); the app keeps only the newest "
+            f"{limits.KEEP_APP_RUNS} runs trained here, deleting older ones (the demo runs and "
+            "runs trained with `python -m training` are never deleted).")
+
+
 def _text_and_recipe() -> list[gr.components.Component]:
-    upload = gr.File(label=f"Training text (.txt, UTF-8, up to {app.MAX_UPLOAD_BYTES / 1e6:g} MB)",
+    upload = gr.File(label=f"Training text (.txt, UTF-8, up to "
+                           f"{limits.MAX_UPLOAD_BYTES / 1e6:g} MB)",
                      file_types=[".txt"], elem_id="upload")
     gr.Markdown(f"Leave empty to train on the default corpus ({DEFAULT_CORPUS.name}).")
     recipe = gr.Radio(list(RECIPES), value="windows", label="Recipe",
-                      info="seed: the write-up's prefix pairs, memorizes; "
+                      info="seed: the write-up's prefix pairs; "
                            "windows: every position, with validation.")
     run_name = gr.Textbox(label="Run name", placeholder="app-windows",
                           info="A name for the MLflow run (optional).")
@@ -25,19 +176,19 @@ def _text_and_recipe() -> list[gr.components.Component]:
 
 
 def _model_and_steps() -> list[gr.components.Component]:
-    steps = fields.slider(10, app.MAX_STEPS, value=300, step=10, label="Steps",
+    steps = fields.slider(10, limits.MAX_STEPS, value=300, step=10, label="Steps",
                           elem_id="train-steps",
                           info="Optimizer steps; 300 take a minute or two on two CPUs.")
-    hidden = fields.slider(16, app.MAX_HIDDEN, value=64, step=16, label="Hidden size",
+    hidden = fields.slider(16, limits.MAX_HIDDEN, value=64, step=16, label="Hidden size",
                            info="State size of the cell (also the word-vector size).")
-    dropout = fields.slider(0, 0.8, value=0.4, step=0.05, label="Dropout",
+    dropout = fields.slider(0, limits.MAX_DROP, value=0.4, step=0.05, label="Dropout",
                             info="Randomly zeroes activations while training; fights "
                                  "memorization.")
     lr = fields.number(value=20.0, minimum=1e-5, maximum=100, label="Learning rate",
                        info=f"Step size: the windows recipe uses plain SGD ({WINDOWS.lr:g}), "
                             f"the seed recipe Adam ({SEED.lr:g}).")
-    max_vocab = fields.slider(app.MIN_APP_VOCAB, app.MAX_APP_VOCAB, step=100,
-                              value=app.DEFAULT_APP_VOCAB, label="Vocabulary cap",
+    max_vocab = fields.slider(limits.MIN_APP_VOCAB, limits.MAX_APP_VOCAB, step=100,
+                              value=limits.DEFAULT_APP_VOCAB, label="Vocabulary cap",
                               elem_id="max-vocab",
                               info="Keep the N most frequent words; rarer ones become <unk>.")
     return [steps, hidden, dropout, lr, max_vocab]
@@ -46,7 +197,7 @@ def _model_and_steps() -> list[gr.components.Component]:
 def _cell_and_optimizer() -> list[gr.components.Component]:
     cell = gr.Radio(list(CELLS), value="lstm", label="Cell", elem_id="train-cell",
                     info="lstm: gates and a cell state; gru: two gates, no cell state; "
-                         "rnn: a plain tanh RNN (its gradient fades: see Gradient flow).")
+                         "rnn: a plain tanh RNN.")
     optimizer = gr.Radio(list(OPTIMIZERS), value=WINDOWS.optimizer, label="Optimizer",
                          elem_id="train-optimizer",
                          info="ntasgd: SGD, then averages the weights once validation stalls "
@@ -56,33 +207,23 @@ def _cell_and_optimizer() -> list[gr.components.Component]:
 
 def _regularizers() -> list[gr.components.Component]:
     """The AWD-LSTM regularizers (docs/guide.md has a section on each), all off by default."""
-    weight_drop = fields.slider(0, app.MAX_DROP, value=0, step=0.05, label="Weight drop",
+    weight_drop = fields.slider(0, limits.MAX_DROP, value=0, step=0.05, label="Weight drop",
                                 elem_id="train-weight-drop",
                                 info="DropConnect on the hidden-to-hidden weights.")
     locked = gr.Checkbox(value=False, label="Locked dropout", elem_id="train-locked",
                          info="The same dropout mask at every time step of a sequence.")
-    embed_dropout = fields.slider(0, app.MAX_DROP, value=0, step=0.05, label="Embedding dropout",
+    embed_dropout = fields.slider(0, limits.MAX_DROP, value=0, step=0.05,
+                                  label="Embedding dropout",
                                   info="Drops whole words from the embedding matrix.")
-    ar = fields.number(value=0, minimum=0, maximum=app.MAX_AR, label="AR",
+    ar = fields.number(value=0, minimum=0, maximum=limits.MAX_AR, label="AR",
                        info="Penalty on the size of h (0 = off; AWD-LSTM used 2).")
-    tar = fields.number(value=0, minimum=0, maximum=app.MAX_AR, label="TAR",
+    tar = fields.number(value=0, minimum=0, maximum=limits.MAX_AR, label="TAR",
                         info="Penalty on h's change between steps (0 = off; AWD-LSTM used 1).")
     return [weight_drop, locked, embed_dropout, ar, tar]
 
 
-def limits_text() -> str:
-    """The limits every app training runs under, said where people choose the settings."""
-    return (f"**Limits here** (a shared machine): one training at a time; at most {app.MAX_STEPS} "
-            f"steps, hidden size {app.MAX_HIDDEN} and a vocabulary of the {app.MAX_APP_VOCAB:,} "
-            f"most frequent words (the rest become `<unk>`); parameters x steps at most "
-            f"{app.MAX_PARAM_STEPS / 1e6:,.0f} million; a run is stopped after {app.MAX_TRAIN_SECONDS // 60} "
-            "minutes (it ends as KILLED and keeps its last checkpoint, as with **Stop**); the "
-            f"app keeps only the newest {app.KEEP_APP_RUNS} runs trained here, deleting older "
-            "ones (the demo runs and runs trained with `python -m training` are never deleted).")
-
-
 def build(run_outputs: list[gr.components.Component]) -> None:
-    """run_outputs: what app.refresh_runs fills, so a finished run is listed and selected."""
+    """run_outputs: what ui.runs.refresh_runs fills, so a finished run is listed and selected."""
     with gr.Tab("Train", id="train"):
         gr.Markdown(limits_text(), elem_id="train-limits")
         with gr.Row():
@@ -101,10 +242,10 @@ def build(run_outputs: list[gr.components.Component]) -> None:
                             value="The progress bar and the latest loss show here.")
         log = gr.Textbox(label="Training log", lines=8, interactive=False, elem_id="train-log")
     # New inputs go last, so callers of the API who pass the first eight keep working.
-    button.click(app.train, [upload, recipe, steps, hidden, dropout, lr, run_name, max_vocab,
-                             cell, optimizer, *regularizers],
+    button.click(train, [upload, recipe, steps, hidden, dropout, lr, run_name, max_vocab,
+                         cell, optimizer, *regularizers],
                  [*run_outputs, status, log], api_name="train", show_progress_on=status,
-                 concurrency_limit=2)  # a second caller gets app.BUSY at once, not a wait
-    stop.click(app.stop_training, None, status, api_name="stop_training", concurrency_limit=None)
-    recipe.change(app.recipe_defaults, recipe, [dropout, lr, run_name, optimizer],
+                 concurrency_limit=2)  # a second caller is told BUSY at once, not queued
+    stop.click(stop_training, None, status, api_name="stop_training", concurrency_limit=None)
+    recipe.change(recipe_defaults, recipe, [dropout, lr, run_name, optimizer],
                   api_visibility="private")

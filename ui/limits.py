@@ -1,0 +1,123 @@
+"""Every bound the app puts on a caller, and the checks that enforce them.
+
+A public Space serves strangers on two shared CPUs, so each input is bounded before it is used
+or echoed, and each refusal is one line that names the field (docs/limits.md lists them all).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import gradio as gr
+
+from lstm_core.generate import SamplingConfig
+from training.store import public
+
+# Generation
+MAX_LENGTH = 400  # words one request may generate
+MAX_PROMPT_WORDS = 200  # words a prompt may have
+CHARS_PER_WORD = 10  # characters allowed per allowed word, counted before a text is split
+MAX_TEMPERATURE = 2.0  # the slider's ceiling; the API refuses more with the same message
+MAX_TOP_K = 100_000
+MAX_REFERENCE = 300  # characters of a run id, run name or models:/ URI
+MAX_COMPARED = 8  # runs one comparison may overlay
+
+# Training in the app (a shared machine: one run at a time, each bounded in cost and time)
+MAX_UPLOAD_BYTES = 2_000_000
+MAX_STEPS, MAX_HIDDEN = 2000, 256
+MIN_APP_VOCAB, MAX_APP_VOCAB, DEFAULT_APP_VOCAB = 100, 5000, 2000
+MAX_DROP, MAX_AR = 0.8, 10.0  # weight/embedding dropout and AR/TAR ceilings
+MAX_PARAM_STEPS = 300_000_000  # model parameters x steps one app training may cost
+MAX_TRAIN_SECONDS = 600  # an app training is stopped (KILLED, checkpoint kept) after this long
+KEEP_APP_RUNS = 10  # app-trained runs kept; older ones are deleted after each training
+MAX_RUN_NAME = 80  # characters
+
+# Serving
+QUEUE_MAX_SIZE = 24  # requests waiting at once; past that a caller is told the queue is full
+# Model work runs two requests at once, one core each: a word's small matrix products gain
+# nothing from a second core, and a second request keeps both cores busy.
+COMPUTE_SLOT = dict(concurrency_id="compute", concurrency_limit=2)
+SHOWN_CHARS = 60  # characters of a caller's value echoed back in an error
+
+
+def shown(value) -> str:
+    """A caller's value echoed back in an error: a short prefix, never rendered as HTML."""
+    if isinstance(value, str):
+        text = repr(value[:SHOWN_CHARS]) + ("…" if len(value) > SHOWN_CHARS else "")
+    elif isinstance(value, int) and abs(value) >= 2**63:  # its digits could be thousands long
+        text = "a very large integer"
+    elif isinstance(value, (int, float, type(None))):
+        text = repr(value)
+    else:
+        text = f"a {type(value).__name__}"
+    return html.escape(text, quote=False)
+
+
+def number(value, name: str, low: float, high: float, whole: bool = False) -> float | int:
+    """``value`` as a number from ``low`` to ``high`` (a whole one if ``whole``), or one line
+    that names the field, its range and (briefly) what was sent."""
+    kind = "a whole number" if whole else "a number"
+    rule = f"{name} must be {kind} from {low:g} to {high:g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise gr.Error(f"{rule}, got {shown(value)}")
+    try:
+        number = float(value[:SHOWN_CHARS] if isinstance(value, str) else value)
+    except (ValueError, OverflowError):
+        raise gr.Error(f"{rule}, got {shown(value)}") from None
+    if not math.isfinite(number) or not low <= number <= high or (whole and number != int(number)):
+        raise gr.Error(f"{rule}, got {shown(value)}")
+    return int(number) if whole else number
+
+
+def choice(value, name: str, options) -> str:
+    if not isinstance(value, str) or value not in options:
+        raise gr.Error(f"{name} must be one of {', '.join(options)}, got {shown(value)}")
+    return value
+
+
+def text(value, what: str = "The prompt", max_words: int = MAX_PROMPT_WORDS) -> str:
+    """The one length check for every text a caller hands in for the model to read.
+
+    Characters are counted first, so a huge text is refused before it is split into words.
+    """
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise gr.Error(f"{what} must be text, got {shown(value)}")
+    max_chars = max_words * CHARS_PER_WORD
+    if len(value) > max_chars:
+        raise gr.Error(f"{what} is {len(value):,} characters long; the limit is {max_chars:,} "
+                       f"characters and {max_words} words.")
+    words = len(value.split())
+    if words > max_words:
+        raise gr.Error(f"{what} has {words:,} words; the limit is {max_words} words.")
+    return value
+
+
+def reference(value) -> str:
+    """A run id, run name or model URI as typed or picked: stripped, bounded, non-empty."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise gr.Error("No run selected. Pick one at the top, or train one in the Train tab.")
+    if not isinstance(value, str):
+        raise gr.Error(f"A run must be named by a text (id, name or models:/ URI), got "
+                       f"{shown(value)}")
+    if len(value) > MAX_REFERENCE:
+        raise gr.Error(f"A run reference has at most {MAX_REFERENCE} characters; got "
+                       f"{len(value):,} starting {shown(value)}")
+    return value.strip()
+
+
+def sampling(length, temperature, top_k, top_p, seed) -> SamplingConfig:
+    """The generation controls as one value; top_k 0 and top_p 1 mean "no filtering"."""
+    length = number(length, "Length", 1, MAX_LENGTH, whole=True)
+    temperature = number(temperature, "Temperature", 0, MAX_TEMPERATURE)
+    top_k = number(0 if top_k is None else top_k, "Top-k", 0, MAX_TOP_K, whole=True)
+    top_p = number(1 if top_p is None else top_p, "Top-p", 0, 1)
+    if top_p == 0:
+        raise gr.Error("Top-p must be above 0 and at most 1 (1 = no nucleus filtering)")
+    seed = number(0 if seed is None else seed, "Random seed", 0, 2**31 - 1, whole=True)
+    try:
+        return SamplingConfig(length, temperature, top_k or None, top_p, seed)
+    except ValueError as err:
+        raise gr.Error(public(str(err))) from None

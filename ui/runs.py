@@ -1,0 +1,120 @@
+"""Picking a run: the choices at the top of the page, the runs table, and loading what a caller
+named (a run id, a unique id prefix, a unique run name or a registered model)."""
+
+from __future__ import annotations
+
+import bisect
+import re
+
+import gradio as gr
+import pandas as pd
+
+from training import runs
+from training.runs import LoadedRun
+from training.store import public, tracking_uri
+from ui import limits
+
+FULL_RUN_ID = re.compile(r"[0-9a-f]{32}")  # MLflow's run ids: the picker's own values
+EMPTY_STORE = ("**No runs are logged yet.** Train one in the **Train** tab (the default corpus "
+               "takes a minute or two); it is selected here when done.")
+
+
+def run_choices(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """(label, run_id) for every usable run (runs still training are left out).
+
+    A run that was stopped (KILLED) or whose process died (INTERRUPTED) is listed with its
+    status: its last checkpoint is still there to use.
+    """
+    rows = table[table["status"] != "RUNNING"].fillna({"name": "(unnamed)", "recipe": "?"})
+    return [(f"{r.name or '(unnamed)'} · {r.recipe or '?'} · {r.cell or 'lstm'}"
+             + (f" · val loss {r.val_loss:.2f}" if pd.notna(r.val_loss) else "")
+             + (f" · {str(r.status).lower()}" if r.status != "FINISHED" else "")
+             + f" · {r.run_id[:8]}", r.run_id) for r in rows.itertuples()]
+
+
+def default_run(table: pd.DataFrame) -> str | None:
+    """The newest run named "demo-…", else the newest run, else None."""
+    if table.empty:
+        return None
+    demo = table[table["name"].fillna("").astype(str).str.startswith("demo-")]
+    return str((demo if not demo.empty else table)["run_id"].iloc[0])
+
+
+def runs_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The runs as people compare them: rounded figures, short ids."""
+    shown = table[["name", "recipe", "corpus", "steps", "val_loss", "val_perplexity",
+                   "extractable_memorization", "sample_copied_4gram_fraction", "status"]].copy()
+    shown.insert(0, "run", table["run_id"].str[:8])
+    shown["steps"] = shown["steps"].astype("Int64")
+    shown["started"] = table["start_time"].astype(str).str[:16]
+    return shown.round(3).rename(columns={
+        "val_loss": "val loss", "val_perplexity": "val perplexity",
+        "extractable_memorization": "extractable", "sample_copied_4gram_fraction": "copied 4-grams"})
+
+
+def list_runs() -> pd.DataFrame:
+    try:
+        return runs.list_runs()
+    except Exception as err:  # MLflow raises several types for an unreachable store
+        raise gr.Error(public(f"Cannot read the run store {tracking_uri()}: {err}")) from None
+
+
+def refresh_runs(selected: str | None = None):
+    """Re-read the store: (run selector, runs table, compare selector, empty-store notice).
+
+    The selector lists registered models (``name@alias``) first, then every usable run.
+    """
+    table = list_runs()
+    choices = run_choices(table)
+    ids = [run_id for _, run_id in choices]
+    try:
+        registered = runs.registered_models() if ids else []
+    except Exception:  # a store without a model registry still lists its runs
+        registered = []
+    values = ids + [uri for _, uri in registered]
+    value = selected if selected in values else default_run(table[table["run_id"].isin(ids)])
+    return (gr.Dropdown(choices=registered + choices, value=value), runs_table(table),
+            gr.Dropdown(choices=choices, value=ids[:2], multiselect=True),
+            gr.Markdown(EMPTY_STORE if not ids else "", visible=not ids))
+
+
+def resolve(reference) -> str:
+    """The full run id behind a picker value or an API input, or one clear line."""
+    reference = limits.reference(reference)
+    if FULL_RUN_ID.fullmatch(reference):
+        return reference  # the picker's own values: no look-up (load says if it is unknown)
+    try:
+        return runs.resolve_run_id(reference)
+    except ValueError as err:  # unknown, ambiguous (candidates listed), or not a model URI
+        raise gr.Error(public(str(err))) from None
+
+
+def load(reference) -> LoadedRun:
+    """The run's model, vocabulary and source text (cached in training.runs)."""
+    run_id = resolve(reference)
+    try:
+        return runs.load_run(run_id)
+    except ValueError as err:
+        raise gr.Error(public(str(err))) from None
+
+
+def get_run(reference):
+    """The MLflow run behind a reference: its params, metrics and tags."""
+    try:
+        return runs.get_run(resolve(reference))
+    except Exception as err:  # MLflow errors for unknown or malformed ids
+        raise gr.Error(public(f"Cannot read run {limits.shown(reference)}: {err}")) from None
+
+
+def history(run_id: str, keys=("train_loss", "val_loss")) -> pd.DataFrame:
+    try:
+        return runs.metric_history(run_id, keys)
+    except Exception as err:  # MLflow errors for unknown or malformed ids
+        raise gr.Error(public(f"Cannot read the metrics of run {run_id[:8]}: {err}")) from None
+
+
+def position(loaded: LoadedRun, offset: int) -> str:
+    """A source token offset as "paragraph P, word W" (both counted from 1)."""
+    starts = loaded.paragraph_starts
+    p = bisect.bisect_right(starts, offset)
+    return f"paragraph {p}, word {offset - starts[p - 1] + 1}"
