@@ -25,12 +25,12 @@ def picked(run_ids) -> list[str]:
     if run_ids is None:
         run_ids = []
     if not isinstance(run_ids, (list, tuple)):
-        raise gr.Error(f"Runs to compare must be a list of runs, got {limits.shown(run_ids)}")
+        raise limits.refusal(f"Runs to compare must be a list of runs, got {limits.shown(run_ids)}")
     if len(run_ids) > limits.MAX_COMPARED:
-        raise gr.Error(f"Compare at most {limits.MAX_COMPARED} runs at once; got {len(run_ids):,}.")
+        raise limits.refusal(f"Compare at most {limits.MAX_COMPARED} runs at once; got {len(run_ids):,}.")
     ids = list(dict.fromkeys(resolve(r) for r in run_ids if r))  # each run once, in order
     if len(ids) < 2:
-        raise gr.Error("Pick at least two runs to compare.")
+        raise limits.refusal("Pick at least two runs to compare.")
     return ids
 
 
@@ -40,7 +40,7 @@ def compare_runs(run_ids):
     table = list_runs().set_index("run_id")
     missing = [r for r in run_ids if r not in table.index]
     if missing:
-        raise gr.Error(f"There is no run with id {limits.shown(missing[0])} in the store.")
+        raise limits.refusal(f"There is no run with id {limits.shown(missing[0])} in the store.")
     names = {r: f"{table.loc[r, 'name']} ({r[:4]})" for r in run_ids}
     curves = pd.concat([history(r).assign(run=names[r]) for r in run_ids], ignore_index=True)
     curves["series"] = curves["metric"].str.replace("_loss", "") + " · " + curves["run"]

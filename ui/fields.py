@@ -1,34 +1,31 @@
-"""Number fields that hand anything that is not a number to the app's own checks.
+"""Fields whose values the app's own checks judge (ui.limits), not Gradio's.
 
-Gradio's Slider and Number compare a caller's value with their bounds before the event runs; a
-string, None or NaN sent through the API then fails inside Gradio, and the caller sees only "the
-upstream Gradio app has raised an exception". These fields pass such values through unchanged,
-so the event's function (``app._number``) answers with one clear line naming the field.
-(Wrapping the instance's ``preprocess``, not subclassing: Gradio writes a .pyi stub beside any
-module that subclasses a component.)
+Gradio's Slider, Number and Radio check a caller's value before the event runs; their messages
+do not name the field, echo the whole value unescaped (a 5 MB string comes back whole), and a
+string or NaN sent to a number field ends in "the upstream Gradio app has raised an exception".
+These fields hand every value to the event's function unchanged, where ``ui.limits`` answers
+with one line that names the field and echoes at most a short, escaped prefix. (The instance's
+``preprocess`` is replaced, not subclassed: Gradio writes a .pyi stub beside any module that
+subclasses a component.)
 """
 
 from __future__ import annotations
 
-import math
-
 import gradio as gr
 
 
-def _is_number(payload) -> bool:
-    return (isinstance(payload, (int, float)) and not isinstance(payload, bool)
-            and math.isfinite(payload))
-
-
-def _pass_non_numbers(field):
-    checked = field.preprocess
-    field.preprocess = lambda payload: checked(payload) if _is_number(payload) else payload
+def _unchecked(field):
+    field.preprocess = lambda payload: payload
     return field
 
 
 def slider(*args, **kwargs) -> gr.Slider:
-    return _pass_non_numbers(gr.Slider(*args, **kwargs))
+    return _unchecked(gr.Slider(*args, **kwargs))
 
 
 def number(*args, **kwargs) -> gr.Number:
-    return _pass_non_numbers(gr.Number(*args, **kwargs))
+    return _unchecked(gr.Number(*args, **kwargs))
+
+
+def radio(*args, **kwargs) -> gr.Radio:
+    return _unchecked(gr.Radio(*args, **kwargs))

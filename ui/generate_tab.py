@@ -35,7 +35,7 @@ def prompt_ids(prompt, loaded: LoadedRun) -> list[int]:
     try:
         return encode_prompt(limits.text(prompt), loaded.vocab)
     except ValueError as err:  # empty prompt, or unknown words (named in the message)
-        raise gr.Error(public(str(err))) from None
+        raise limits.refusal(public(str(err))) from None
 
 
 def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 0.0,

@@ -51,7 +51,7 @@ def inside_ids(text: str, vocab) -> tuple[list[str], list[int]]:
     that is read as the unknown-word id; any other unknown word is named, as for a prompt."""
     tokens = _merge_unk([t for t in tokenize(text, vocab.scheme) if t])[:HEATMAP_MAX_WORDS]
     if not tokens:
-        raise gr.Error("There is no text to look inside: generate one first (or type one).")
+        raise limits.refusal("There is no text to look inside: generate one first (or type one).")
     try:  # the library's one check, as for a prompt: unknown words are named
         if UNK not in tokens:
             return tokens, encode_prompt(text, vocab)[:HEATMAP_MAX_WORDS]
@@ -60,7 +60,7 @@ def inside_ids(text: str, vocab) -> tuple[list[str], list[int]]:
             encode_prompt(" ".join(unknown), vocab)  # raises, naming exactly those words
         return tokens, vocab.encode(tokens, unknown="unk")
     except ValueError as err:
-        raise gr.Error(public(str(err))) from None
+        raise limits.refusal(public(str(err))) from None
 
 
 def gate_heatmap(run_id: str, text: str, layer: float = 1, unit: float = -1) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import html
 import math
+import re
+import sys
 
 import gradio as gr
 
@@ -41,6 +43,13 @@ COMPUTE_SLOT = dict(concurrency_id="compute", concurrency_limit=2)
 SHOWN_CHARS = 60  # characters of a caller's value echoed back in an error
 
 
+def refusal(message: str) -> gr.Error:
+    """The error a caller sees for input the app refuses. The server log gets one line for it,
+    not a traceback: a refusal is the app working, not failing."""
+    print(f"refused: {' '.join(message.split())[:200]}", file=sys.stderr, flush=True)
+    return gr.Error(message, print_exception=False)
+
+
 def shown(value) -> str:
     """A caller's value echoed back in an error: a short prefix, never rendered as HTML."""
     if isinstance(value, str):
@@ -54,25 +63,31 @@ def shown(value) -> str:
     return html.escape(text, quote=False)
 
 
+def plain(text: str) -> str:
+    """A stored text (a run name) shown in Markdown as itself: no HTML, no Markdown markup."""
+    escaped = html.escape(text, quote=False)
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|>~])", r"\\\1", escaped)
+
+
 def number(value, name: str, low: float, high: float, whole: bool = False) -> float | int:
     """``value`` as a number from ``low`` to ``high`` (a whole one if ``whole``), or one line
     that names the field, its range and (briefly) what was sent."""
     kind = "a whole number" if whole else "a number"
     rule = f"{name} must be {kind} from {low:g} to {high:g}"
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise gr.Error(f"{rule}, got {shown(value)}")
+        raise refusal(f"{rule}, got {shown(value)}")
     try:
         number = float(value[:SHOWN_CHARS] if isinstance(value, str) else value)
     except (ValueError, OverflowError):
-        raise gr.Error(f"{rule}, got {shown(value)}") from None
+        raise refusal(f"{rule}, got {shown(value)}") from None
     if not math.isfinite(number) or not low <= number <= high or (whole and number != int(number)):
-        raise gr.Error(f"{rule}, got {shown(value)}")
+        raise refusal(f"{rule}, got {shown(value)}")
     return int(number) if whole else number
 
 
 def choice(value, name: str, options) -> str:
     if not isinstance(value, str) or value not in options:
-        raise gr.Error(f"{name} must be one of {', '.join(options)}, got {shown(value)}")
+        raise refusal(f"{name} must be one of {', '.join(options)}, got {shown(value)}")
     return value
 
 
@@ -84,26 +99,26 @@ def text(value, what: str = "The prompt", max_words: int = MAX_PROMPT_WORDS) -> 
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise gr.Error(f"{what} must be text, got {shown(value)}")
+        raise refusal(f"{what} must be text, got {shown(value)}")
     max_chars = max_words * CHARS_PER_WORD
     if len(value) > max_chars:
-        raise gr.Error(f"{what} is {len(value):,} characters long; the limit is {max_chars:,} "
+        raise refusal(f"{what} is {len(value):,} characters long; the limit is {max_chars:,} "
                        f"characters and {max_words} words.")
     words = len(value.split())
     if words > max_words:
-        raise gr.Error(f"{what} has {words:,} words; the limit is {max_words} words.")
+        raise refusal(f"{what} has {words:,} words; the limit is {max_words} words.")
     return value
 
 
 def reference(value) -> str:
     """A run id, run name or model URI as typed or picked: stripped, bounded, non-empty."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise gr.Error("No run selected. Pick one at the top, or train one in the Train tab.")
+        raise refusal("No run selected. Pick one at the top, or train one in the Train tab.")
     if not isinstance(value, str):
-        raise gr.Error(f"A run must be named by a text (id, name or models:/ URI), got "
+        raise refusal(f"A run must be named by a text (id, name or models:/ URI), got "
                        f"{shown(value)}")
     if len(value) > MAX_REFERENCE:
-        raise gr.Error(f"A run reference has at most {MAX_REFERENCE} characters; got "
+        raise refusal(f"A run reference has at most {MAX_REFERENCE} characters; got "
                        f"{len(value):,} starting {shown(value)}")
     return value.strip()
 
@@ -115,9 +130,9 @@ def sampling(length, temperature, top_k, top_p, seed) -> SamplingConfig:
     top_k = number(0 if top_k is None else top_k, "Top-k", 0, MAX_TOP_K, whole=True)
     top_p = number(1 if top_p is None else top_p, "Top-p", 0, 1)
     if top_p == 0:
-        raise gr.Error("Top-p must be above 0 and at most 1 (1 = no nucleus filtering)")
+        raise refusal("Top-p must be above 0 and at most 1 (1 = no nucleus filtering)")
     seed = number(0 if seed is None else seed, "Random seed", 0, 2**31 - 1, whole=True)
     try:
         return SamplingConfig(length, temperature, top_k or None, top_p, seed)
     except ValueError as err:
-        raise gr.Error(public(str(err))) from None
+        raise refusal(public(str(err))) from None

@@ -9,7 +9,7 @@ import pandas as pd
 
 from training.store import public, tracking_uri
 from training.sweep import sweep_points
-from ui import limits
+from ui import fields, limits
 
 MEMORIZATION = "extractable_memorization"
 MAP_COLOR_BY = ("recipe", "cell")
@@ -38,7 +38,7 @@ def overfitting_map(color_by: str = "recipe"):
     try:
         runs = sweep_points()
     except Exception as err:  # MLflow raises several types for an unreachable store
-        raise gr.Error(public(f"Cannot read the run store {tracking_uri()}: {err}")) from None
+        raise limits.refusal(public(f"Cannot read the run store {tracking_uri()}: {err}")) from None
     usable = runs.dropna(subset=["held_out_perplexity", MEMORIZATION])
     if usable.empty:
         empty = pd.DataFrame(columns=MAP_COLUMNS)
@@ -84,7 +84,7 @@ def build(run: gr.Dropdown) -> None:
     """run: the run picker at the top, which a point picked on the map sets."""
     with gr.Tab("Overfitting map", id="map") as tab:
         with gr.Row():
-            color_by = gr.Radio(list(MAP_COLOR_BY), value="recipe", label="Color by", scale=3)
+            color_by = fields.radio(list(MAP_COLOR_BY), value="recipe", label="Color by", scale=3)
             refresh = gr.Button("↻ Redraw the map", scale=0, min_width=160, elem_id="map-btn")
         points = gr.ScatterPlot(
             x="held_out_perplexity", y="memorization", color="group", height=380,

@@ -4,7 +4,6 @@ from where, how novel the rest is, and what the source itself says next."""
 from __future__ import annotations
 
 import bisect
-import html
 import shlex
 from functools import lru_cache
 
@@ -15,6 +14,7 @@ from lstm_core.memorization import analyze
 from lstm_core.text import detokenize
 from training import runs
 from training.runs import LoadedRun
+from ui import limits
 from ui.runs import position
 
 MIN_SPAN = 4  # shortest verbatim run (in words) that counts as a copied span
@@ -140,7 +140,7 @@ def run_summary(loaded: LoadedRun) -> str:
     if "best_step" in metrics:
         weights += f" (lowest validation loss at step {int(metrics['best_step'])})"
     parts.append(weights + (f": {loaded.note}" if loaded.note else ""))
-    return f"**Why:** {html.escape(loaded.name or '(unnamed)')} · " + " · ".join(parts)
+    return f"**Why:** {limits.plain(loaded.name or '(unnamed)')} · " + " · ".join(parts)
 
 
 def cli_line(reference: str, loaded: LoadedRun, prompt: list[str],

@@ -56,7 +56,7 @@ def list_runs() -> pd.DataFrame:
     try:
         return runs.list_runs()
     except Exception as err:  # MLflow raises several types for an unreachable store
-        raise gr.Error(public(f"Cannot read the run store {tracking_uri()}: {err}")) from None
+        raise limits.refusal(public(f"Cannot read the run store {tracking_uri()}: {err}")) from None
 
 
 def refresh_runs(selected: str | None = None):
@@ -86,7 +86,7 @@ def resolve(reference) -> str:
     try:
         return runs.resolve_run_id(reference)
     except ValueError as err:  # unknown, ambiguous (candidates listed), or not a model URI
-        raise gr.Error(public(str(err))) from None
+        raise limits.refusal(public(str(err))) from None
 
 
 def load(reference) -> LoadedRun:
@@ -95,7 +95,7 @@ def load(reference) -> LoadedRun:
     try:
         return runs.load_run(run_id)
     except ValueError as err:
-        raise gr.Error(public(str(err))) from None
+        raise limits.refusal(public(str(err))) from None
 
 
 def get_run(reference):
@@ -103,14 +103,14 @@ def get_run(reference):
     try:
         return runs.get_run(resolve(reference))
     except Exception as err:  # MLflow errors for unknown or malformed ids
-        raise gr.Error(public(f"Cannot read run {limits.shown(reference)}: {err}")) from None
+        raise limits.refusal(public(f"Cannot read run {limits.shown(reference)}: {err}")) from None
 
 
 def history(run_id: str, keys=("train_loss", "val_loss")) -> pd.DataFrame:
     try:
         return runs.metric_history(run_id, keys)
     except Exception as err:  # MLflow errors for unknown or malformed ids
-        raise gr.Error(public(f"Cannot read the metrics of run {run_id[:8]}: {err}")) from None
+        raise limits.refusal(public(f"Cannot read the metrics of run {run_id[:8]}: {err}")) from None
 
 
 def position(loaded: LoadedRun, offset: int) -> str:

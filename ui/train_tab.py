@@ -27,17 +27,17 @@ def read_upload(path) -> tuple[str, str]:
     if not path:
         return DEFAULT_CORPUS.read_text(encoding="utf-8"), DEFAULT_CORPUS.name
     if not isinstance(path, str):
-        raise gr.Error(f"The upload must be a file, got {limits.shown(path)}")
+        raise limits.refusal(f"The upload must be a file, got {limits.shown(path)}")
     name = Path(path).name
     try:
         if os.path.getsize(path) > limits.MAX_UPLOAD_BYTES:
-            raise gr.Error(f"{html.escape(name[:80])} is larger than "
+            raise limits.refusal(f"{html.escape(name[:80])} is larger than "
                            f"{limits.MAX_UPLOAD_BYTES / 1e6:g} MB; upload a shorter text.")
         return decode_text(Path(path).read_bytes(), name), name
     except OSError:
-        raise gr.Error("The uploaded file cannot be read: upload it again.") from None
+        raise limits.refusal("The uploaded file cannot be read: upload it again.") from None
     except ValueError as err:  # binary, not UTF-8, or empty
-        raise gr.Error(html.escape(str(err))) from None
+        raise limits.refusal(html.escape(str(err))) from None
 
 
 def train_config(recipe, steps, hidden_size, dropout, lr, max_vocab=limits.DEFAULT_APP_VOCAB,
@@ -51,7 +51,7 @@ def train_config(recipe, steps, hidden_size, dropout, lr, max_vocab=limits.DEFAU
     cell = limits.choice(cell, "Cell", CELLS)
     optimizer = limits.choice(optimizer, "Optimizer", OPTIMIZERS) if optimizer else None
     if locked_dropout not in (True, False, None):
-        raise gr.Error(f"Locked dropout must be true or false, got {limits.shown(locked_dropout)}")
+        raise limits.refusal(f"Locked dropout must be true or false, got {limits.shown(locked_dropout)}")
     steps = limits.number(steps, "Steps", 10, limits.MAX_STEPS, whole=True)
     hidden = limits.number(hidden_size, "Hidden size", 8, limits.MAX_HIDDEN, whole=True)
     try:
@@ -68,7 +68,7 @@ def train_config(recipe, steps, hidden_size, dropout, lr, max_vocab=limits.DEFAU
             ar=limits.number(ar, "AR", 0, limits.MAX_AR),
             tar=limits.number(tar, "TAR", 0, limits.MAX_AR))
     except ValueError as err:
-        raise gr.Error(public(str(err))) from None
+        raise limits.refusal(public(str(err))) from None
 
 
 def check_cost(config: TrainConfig, text: str) -> int:
@@ -78,7 +78,7 @@ def check_cost(config: TrainConfig, text: str) -> int:
         model = LSTMLanguageModel(model_config_for(config, min(words, config.max_vocab) + 2))
     params = model.num_parameters()
     if params * config.steps > limits.MAX_PARAM_STEPS:
-        raise gr.Error(
+        raise limits.refusal(
             f"This run is too big for the app: {params:,} parameters x {config.steps} steps = "
             f"{params * config.steps:.2g}, over the limit of {limits.MAX_PARAM_STEPS:.2g}. Lower "
             "the steps, the hidden size or the vocabulary cap (or train it with python -m "
@@ -88,14 +88,14 @@ def check_cost(config: TrainConfig, text: str) -> int:
 
 def check_run_name(run_name, recipe: str) -> str:
     if run_name is not None and not isinstance(run_name, str):
-        raise gr.Error(f"The run name must be text, got {limits.shown(run_name)}")
+        raise limits.refusal(f"The run name must be text, got {limits.shown(run_name)}")
     if len(run_name or "") > limits.MAX_RUN_NAME * 4:  # before splitting a huge text
-        raise gr.Error(f"The run name may have at most {limits.MAX_RUN_NAME} characters.")
+        raise limits.refusal(f"The run name may have at most {limits.MAX_RUN_NAME} characters.")
     name = " ".join((run_name or "").split())
     if len(name) > limits.MAX_RUN_NAME:
-        raise gr.Error(f"The run name may have at most {limits.MAX_RUN_NAME} characters.")
+        raise limits.refusal(f"The run name may have at most {limits.MAX_RUN_NAME} characters.")
     if name.startswith("demo-"):
-        raise gr.Error('Run names starting with "demo-" are kept for the demo runs; pick another.')
+        raise limits.refusal('Run names starting with "demo-" are kept for the demo runs; pick another.')
     return name or f"app-{recipe}"
 
 
@@ -132,7 +132,7 @@ def train(upload, recipe: str = "windows", steps: float = 300, hidden_size: floa
         progress(job.step / config.steps, desc=readout)
         yield (*[gr.skip()] * 4, readout, "\n".join(job.lines[-12:]))
     if job.error is not None:
-        raise gr.Error(f"Training failed: {public(one_line(job.error))}")
+        raise limits.refusal(f"Training failed: {public(one_line(job.error))}")
     done = done_message(job)
     yield (*refresh_runs(job.run_id), done, "\n".join([*job.lines[-11:], done]))
 
@@ -167,7 +167,7 @@ def _text_and_recipe() -> list[gr.components.Component]:
                            f"{limits.MAX_UPLOAD_BYTES / 1e6:g} MB)",
                      file_types=[".txt"], elem_id="upload")
     gr.Markdown(f"Leave empty to train on the default corpus ({DEFAULT_CORPUS.name}).")
-    recipe = gr.Radio(list(RECIPES), value="windows", label="Recipe",
+    recipe = fields.radio(list(RECIPES), value="windows", label="Recipe",
                       info="seed: the write-up's prefix pairs; "
                            "windows: every position, with validation.")
     run_name = gr.Textbox(label="Run name", placeholder="app-windows",
@@ -195,10 +195,10 @@ def _model_and_steps() -> list[gr.components.Component]:
 
 
 def _cell_and_optimizer() -> list[gr.components.Component]:
-    cell = gr.Radio(list(CELLS), value="lstm", label="Cell", elem_id="train-cell",
+    cell = fields.radio(list(CELLS), value="lstm", label="Cell", elem_id="train-cell",
                     info="lstm: gates and a cell state; gru: two gates, no cell state; "
                          "rnn: a plain tanh RNN.")
-    optimizer = gr.Radio(list(OPTIMIZERS), value=WINDOWS.optimizer, label="Optimizer",
+    optimizer = fields.radio(list(OPTIMIZERS), value=WINDOWS.optimizer, label="Optimizer",
                          elem_id="train-optimizer",
                          info="ntasgd: SGD, then averages the weights once validation stalls "
                               "(AWD-LSTM's NT-ASGD).")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 
-import gradio as gr
 import torch
 
 from training import runs
@@ -51,7 +50,7 @@ def start(config: TrainConfig, text: str, corpus_name: str, run_name: str,
     """Start training in a worker thread, or refuse at once if one is in progress."""
     global _JOB
     if not _LOCK.acquire(blocking=False):
-        raise gr.Error(BUSY)
+        raise limits.refusal(BUSY)
     _JOB = job = TrainingJob(session, limits.MAX_TRAIN_SECONDS)
     job.thread = threading.Thread(target=_work, daemon=True,
                                   args=(job, config, text, corpus_name, run_name))
@@ -84,9 +83,9 @@ def stop(session: str | None) -> str:
     """Stop the training in progress between two steps; the run ends KILLED, checkpoint saved."""
     job = _JOB
     if job is None:
-        raise gr.Error("No training is in progress.")
+        raise limits.refusal("No training is in progress.")
     if job.session != session:
-        raise gr.Error("Only the page that started this training can stop it; it ends by "
+        raise limits.refusal("Only the page that started this training can stop it; it ends by "
                        f"itself within {limits.MAX_TRAIN_SECONDS // 60} minutes.")
     job.stopped_because = "Stop was pressed"
     job.stop.set()
