@@ -45,7 +45,7 @@ from training.store import (  # mlflow from here: imported after the settings it
 
 RUN_COLUMNS = ["run_id", "name", "recipe", "cell", "backend", "corpus", "steps", "train_loss", "val_loss",
                "val_perplexity", "best_val_loss", "extractable_memorization", "sample_copied_4gram_fraction",
-               "sample_longest_copied_span", "duration_s", "status", "start_time"]
+               "sample_longest_copied_span", "duration_s", "status", "start_time", "owner"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -131,6 +131,11 @@ def _shown_status(runs: pd.DataFrame) -> pd.Series:
 # Reading runs
 
 
+# A run tagged with an owner is private: a caller who serves runs to strangers (the app) shows
+# it only to that owner, since generating from a run recites its training text.
+OWNER_TAG = "owner"
+
+
 @dataclass
 class LoadedRun:
     """A logged run, ready to generate: model, vocabulary and the text it was trained on."""
@@ -145,6 +150,7 @@ class LoadedRun:
     step: int  # the training step the loaded weights come from
     note: str = ""  # why other weights than model.pt were loaded, if they were
     metrics: dict = field(default_factory=dict)  # the run's last value of each metric, at load
+    owner: str = ""  # the OWNER_TAG of a private run (only its owner may see it), else ""
 
     @cached_property
     def index(self) -> SourceIndex:
@@ -185,7 +191,7 @@ def load_run(run_id: str) -> LoadedRun:
     config = TrainConfig.from_dict(checkpoint["train_config"])
     return LoadedRun(run_id, run.info.run_name, model, vocab, config, text,
                      tokenize(text, vocab.scheme), checkpoint.get("step", 0), note,
-                     dict(run.data.metrics))
+                     dict(run.data.metrics), run.data.tags.get(OWNER_TAG, ""))
 
 
 def _best_checkpoint(run) -> tuple[dict, str]:
@@ -232,6 +238,7 @@ def list_runs() -> pd.DataFrame:
                        - pd.to_datetime(runs["start_time"], utc=True)).dt.total_seconds(),
         "status": _shown_status(runs),  # RUNNING, or INTERRUPTED when its process is gone
         "start_time": runs["start_time"],
+        "owner": column(f"tags.{OWNER_TAG}", "").fillna(""),
     })
     return table.reset_index(drop=True)
 

@@ -47,7 +47,8 @@ CSS = """
 
 
 def build_demo() -> gr.Blocks:
-    with gr.Blocks(title="LSTM memorization demo") as demo:
+    # Uploads the Train button never read are deleted too: every 10 minutes, those over 10 old.
+    with gr.Blocks(title="LSTM memorization demo", delete_cache=(600, 600)) as demo:
         gr.Markdown(INTRO)
         top = header.build()
         with gr.Tabs():

@@ -34,17 +34,17 @@ def picked(run_ids) -> list[str]:
     return ids
 
 
-def compare_runs(run_ids):
+def compare_runs(run_ids, request: gr.Request = None):
     """Loss curves of two or more runs overlaid, the params that differ, the final metrics."""
     run_ids = picked(run_ids)
-    table = list_runs().set_index("run_id")
+    table = list_runs(request).set_index("run_id")
     missing = [r for r in run_ids if r not in table.index]
     if missing:
         raise limits.refusal(f"There is no run with id {limits.shown(missing[0])} in the store.")
     names = {r: f"{table.loc[r, 'name']} ({r[:4]})" for r in run_ids}
     curves = pd.concat([history(r).assign(run=names[r]) for r in run_ids], ignore_index=True)
     curves["series"] = curves["metric"].str.replace("_loss", "") + " · " + curves["run"]
-    params = {names[r]: get_run(r).data.params for r in run_ids}
+    params = {names[r]: get_run(r, request).data.params for r in run_ids}
     keys = sorted(set().union(*params.values()))
     keys = [k for k in keys if k.removeprefix("model.") == k or k.removeprefix("model.") not in keys]
     differ = [k for k in keys if len({p.get(k, "—") for p in params.values()}) > 1]
@@ -56,11 +56,11 @@ def compare_runs(run_ids):
     return curves[["step", "value", "series"]], param_table, metric_table
 
 
-def compare_if_ready(run_ids):
+def compare_if_ready(run_ids, request: gr.Request = None):
     """compare_runs when two or more runs are picked; leaves the outputs alone otherwise."""
     if not isinstance(run_ids, list) or len(run_ids) < 2:
         return gr.skip(), gr.skip(), gr.skip()
-    return compare_runs(run_ids)
+    return compare_runs(run_ids, request)
 
 
 def build() -> CompareTab:

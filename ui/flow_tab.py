@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from lstm_core.gradient_flow import at_distances, equal_size_models, gradient_flow
+from training.runs import load_run
 from training.store import artifact_path
 from training.tracking import GRADIENT_FLOW_FILE, flow_figure, flow_passages
 from ui import limits
@@ -30,7 +31,7 @@ ABOUT = ("How strongly the loss of the last word depends on each earlier word, b
 def untrained_flows(run_id: str) -> dict[str, dict]:
     """Gradient flow of untrained LSTM, GRU and RNN models the size of the run's model (equal
     parameter count, its vocabulary), on the run's text."""
-    loaded = load(run_id)
+    loaded = load_run(run_id)  # checked by the caller
     passages = flow_passages(torch.tensor(loaded.vocab.encode(loaded.source_tokens,
                                                               unknown="unk")))
     models = equal_size_models(loaded.model.config, seed=0)
@@ -46,13 +47,13 @@ def trained_flow(run_id: str) -> dict | None:
         return None
 
 
-def gradient_flow_view(run_id):
+def gradient_flow_view(run_id, request: gr.Request = None):
     """How far back a gradient reaches: untrained LSTM, GRU and RNN at the selected run's size
     (dashed), and the run itself after training (solid) when it logged its gradient flow.
 
     Returns the figure, a note, and a table of the curves at distances 10, 20 and 40.
     """
-    loaded = load(run_id)
+    loaded = load(run_id, request)
     cell = loaded.model.config.cell
     untrained = untrained_flows(loaded.run_id)
     curves = {f"{c} untrained": (flow, CELL_COLORS[c], "--") for c, flow in untrained.items()}
@@ -74,9 +75,9 @@ def gradient_flow_view(run_id):
     return flow_figure(curves, title), note, pd.DataFrame(rows)
 
 
-def flow_if_run(run_id):
+def flow_if_run(run_id, request: gr.Request = None):
     """gradient_flow_view when a run is selected (on opening the tab); nothing otherwise."""
-    return gradient_flow_view(run_id) if run_id else (gr.skip(), gr.skip(), gr.skip())
+    return gradient_flow_view(run_id, request) if run_id else (gr.skip(), gr.skip(), gr.skip())
 
 
 def build(run: gr.Dropdown) -> None:

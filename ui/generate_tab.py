@@ -39,7 +39,8 @@ def prompt_ids(prompt, loaded: LoadedRun) -> list[int]:
 
 
 def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 0.0,
-             top_k: float = 0, top_p: float = 1.0, seed: float = 0):
+             top_k: float = 0, top_p: float = 1.0, seed: float = 0,
+             request: gr.Request = None):
     """Generate text from a prompt with a logged run, then measure how much of it is copied.
 
     Args:
@@ -56,7 +57,7 @@ def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 
         text, headline figures, copied spans, n-gram novelty, and the source's continuation.
     """
     reference = limits.reference(run_id)
-    loaded = load(reference)
+    loaded = load(reference, request)
     sampling = limits.sampling(length, temperature, top_k, top_p, seed)
     ids = prompt_ids(prompt, loaded)
     start, new, scheme = loaded.vocab.decode(ids), [], loaded.vocab.scheme
@@ -69,10 +70,10 @@ def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 
     yield detokenize(start + new, scheme), *report(reference, loaded, start, new, sampling)
 
 
-def suggest_prompt(run_id, prompt):
+def suggest_prompt(run_id, prompt, request: gr.Request = None):
     """Keep the prompt when the run knows its words, else offer the first words of its source."""
     try:
-        loaded = load(run_id)
+        loaded = load(run_id, request)
     except gr.Error:
         return gr.skip()  # the error shows when generating
     scheme = loaded.vocab.scheme

@@ -63,11 +63,12 @@ def inside_ids(text: str, vocab) -> tuple[list[str], list[int]]:
         raise limits.refusal(public(str(err))) from None
 
 
-def gate_heatmap(run_id: str, text: str, layer: float = 1, unit: float = -1) -> str:
+def gate_heatmap(run_id: str, text: str, layer: float = 1, unit: float = -1,
+                 request: gr.Request = None) -> str:
     """An HTML heatmap of the cell's gates and state, word by word: an LSTM's input, forget and
     output gates and cell state; a GRU's reset and update gates, candidate and hidden state; a
     plain RNN's hidden state (it has no gates)."""
-    loaded = load(run_id)
+    loaded = load(run_id, request)
     cfg = loaded.model.config
     layer = limits.number(layer, "Layer", 1, cfg.num_layers, whole=True)
     unit = limits.number(unit, "Unit", -1, cfg.hidden_size - 1, whole=True)
@@ -105,10 +106,10 @@ def _heatmap_page(tokens, rows, cfg, layer: int, unit: int, state: str) -> str:
             f"<th class='rowname'></th>{head}</tr>{''.join(body)}</table></div></div>")
 
 
-def gates_on_open(run_id: str, text: str, layer: float, unit: float):
+def gates_on_open(run_id: str, text: str, layer: float, unit: float, request: gr.Request = None):
     """The heatmap as the tab opens; nothing new (no error) while there is no text."""
     try:
-        return gate_heatmap(run_id, text, layer, unit)
+        return gate_heatmap(run_id, text, layer, unit, request)
     except gr.Error:
         return gr.skip()
 

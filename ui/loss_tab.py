@@ -20,10 +20,10 @@ SWEEP_SEEDS = 3  # samples per temperature above 0 (greedy needs only one)
 SWEEP_MAX_LENGTH = 80  # words per sample in the temperature sweep
 
 
-def loss_curves(run_id):
+def loss_curves(run_id, request: gr.Request | None = None):
     """The run's train and validation loss by step, with the lowest validation loss marked, and
     its extractable memorization by step with the first step at 50% or more marked."""
-    run = get_run(run_id)
+    run = get_run(run_id, request)
     run_id = run.info.run_id
     curves = history(run_id)
     keeps_best = run.data.params.get("recipe") != "seed"  # the seed recipe keeps its last step
@@ -106,20 +106,20 @@ def loss_figure(curves: pd.DataFrame, title: str):
     return figure
 
 
-def loss_chart(run_id):
+def loss_chart(run_id, request: gr.Request = None):
     """The Loss tab's chart: loss_curves's numbers and note, and the figure drawn from them."""
     if not run_id:
         return pd.DataFrame(columns=["step", "value", "metric"]), "No run selected.", None
-    curves, note = loss_curves(run_id)
+    curves, note = loss_curves(run_id, request)
     if curves.empty:
         return curves, note, None
     return curves, note, loss_figure(curves, f"Run {resolve(run_id)[:8]}")
 
 
-def temperature_sweep(run_id: str, prompt: str, length: float = 60,
+def temperature_sweep(run_id: str, prompt: str, length: float = 60, request: gr.Request = None,
                       progress=gr.Progress()):  # noqa: B008
     """Copied 4-gram share and copied-word share against temperature, for one run and prompt."""
-    loaded = load(run_id)
+    loaded = load(run_id, request)
     ids = prompt_ids(prompt, loaded)
     length = min(limits.number(length, "Length", 1, limits.MAX_LENGTH, whole=True),
                  SWEEP_MAX_LENGTH)

@@ -10,6 +10,7 @@ import pandas as pd
 from training.store import public, tracking_uri
 from training.sweep import sweep_points
 from ui import fields, limits
+from ui.runs import list_runs
 
 MEMORIZATION = "extractable_memorization"
 MAP_COLOR_BY = ("recipe", "cell")
@@ -26,7 +27,7 @@ def _settings(params: dict, keys: list[str]) -> str:
     return ", ".join(f"{k}={params[k]}" for k in keys if k in params)
 
 
-def overfitting_map(color_by: str = "recipe"):
+def overfitting_map(color_by: str = "recipe", request: gr.Request = None):
     """Every finished run with held-out text as one point: held-out perplexity across,
     extractable memorization up, colored by recipe or cell.
 
@@ -39,6 +40,7 @@ def overfitting_map(color_by: str = "recipe"):
         runs = sweep_points()
     except Exception as err:  # MLflow raises several types for an unreachable store
         raise limits.refusal(public(f"Cannot read the run store {tracking_uri()}: {err}")) from None
+    runs = runs[runs["run_id"].isin(list_runs(request)["run_id"])]  # what this caller may see
     usable = runs.dropna(subset=["held_out_perplexity", MEMORIZATION])
     if usable.empty:
         empty = pd.DataFrame(columns=MAP_COLUMNS)

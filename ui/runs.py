@@ -4,6 +4,7 @@ named (a run id, a unique id prefix, a unique run name or a registered model).""
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
 
 import gradio as gr
@@ -52,19 +53,28 @@ def runs_table(table: pd.DataFrame) -> pd.DataFrame:
         "extractable_memorization": "extractable", "sample_copied_4gram_fraction": "copied 4-grams"})
 
 
-def list_runs() -> pd.DataFrame:
+def viewer(request: gr.Request | None) -> str:
+    """Who is asking, as the owner tag of the runs they train on an upload: a digest of the
+    page's session, "" for a caller without one (such a caller sees only public runs)."""
+    session = getattr(request, "session_hash", None)
+    return hashlib.sha256(session.encode()).hexdigest()[:16] if session else ""
+
+
+def list_runs(request: gr.Request | None = None) -> pd.DataFrame:
+    """The runs this caller may see: the public ones and their own private ones."""
     try:
-        return runs.list_runs()
+        table = runs.list_runs()
     except Exception as err:  # MLflow raises several types for an unreachable store
         raise limits.refusal(public(f"Cannot read the run store {tracking_uri()}: {err}")) from None
+    return table[table["owner"].isin(["", viewer(request)])].reset_index(drop=True)
 
 
-def refresh_runs(selected: str | None = None):
+def refresh_runs(selected: str | None = None, request: gr.Request = None):
     """Re-read the store: (run selector, runs table, compare selector, empty-store notice).
 
     The selector lists registered models (``name@alias``) first, then every usable run.
     """
-    table = list_runs()
+    table = list_runs(request)
     choices = run_choices(table)
     ids = [run_id for _, run_id in choices]
     try:
@@ -89,21 +99,32 @@ def resolve(reference) -> str:
         raise limits.refusal(public(str(err))) from None
 
 
-def load(reference) -> LoadedRun:
-    """The run's model, vocabulary and source text (cached in training.runs)."""
+def _check_owner(owner: str, reference, request: gr.Request | None) -> None:
+    if owner and owner != viewer(request):
+        raise limits.refusal(f"There is no run {limits.shown(reference)} this page can use: a run "
+                             "trained on an uploaded text is shown only on the page that trained it.")
+
+
+def load(reference, request: gr.Request | None = None) -> LoadedRun:
+    """The run's model, vocabulary and source text (cached in training.runs), if this caller
+    may see the run."""
     run_id = resolve(reference)
     try:
-        return runs.load_run(run_id)
+        loaded = runs.load_run(run_id)
     except ValueError as err:
         raise limits.refusal(public(str(err))) from None
+    _check_owner(loaded.owner, reference, request)
+    return loaded
 
 
-def get_run(reference):
-    """The MLflow run behind a reference: its params, metrics and tags."""
+def get_run(reference, request: gr.Request | None = None):
+    """The MLflow run behind a reference (its params, metrics and tags), if this caller may see it."""
     try:
-        return runs.get_run(resolve(reference))
+        run = runs.get_run(resolve(reference))
     except Exception as err:  # MLflow errors for unknown or malformed ids
         raise limits.refusal(public(f"Cannot read run {limits.shown(reference)}: {err}")) from None
+    _check_owner(run.data.tags.get(runs.OWNER_TAG, ""), reference, request)
+    return run
 
 
 def history(run_id: str, keys=("train_loss", "val_loss")) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from training.config import DEFAULT_CORPUS, OPTIMIZERS, RECIPES, TrainConfig
 from training.loop import model_config_for
 from training.store import one_line, public
 from ui import fields, limits, training_job
-from ui.runs import refresh_runs
+from ui.runs import refresh_runs, viewer
 
 SEED, WINDOWS = TrainConfig.for_recipe("seed"), TrainConfig.for_recipe("windows")
 
@@ -33,9 +33,12 @@ def read_upload(path) -> tuple[str, str]:
         if os.path.getsize(path) > limits.MAX_UPLOAD_BYTES:
             raise limits.refusal(f"{html.escape(name[:80])} is larger than "
                            f"{limits.MAX_UPLOAD_BYTES / 1e6:g} MB; upload a shorter text.")
-        return decode_text(Path(path).read_bytes(), name), name
+        data = Path(path).read_bytes()
+        Path(path).unlink(missing_ok=True)  # an upload is read once and never kept on disk
+        return decode_text(data, name), name
     except OSError:
-        raise limits.refusal("The uploaded file cannot be read: upload it again.") from None
+        raise limits.refusal("The uploaded file is gone (an upload is deleted once read): upload it "
+                             "again.") from None
     except ValueError as err:  # binary, not UTF-8, or empty
         raise limits.refusal(html.escape(str(err))) from None
 
@@ -121,8 +124,9 @@ def train(upload, recipe: str = "windows", steps: float = 300, hidden_size: floa
     name = check_run_name(run_name, config.recipe)
     text, corpus_name = read_upload(upload)
     params = check_cost(config, text)
+    owner = viewer(request) if upload else ""  # a run of an upload is private to its page
     job = training_job.start(config, text, corpus_name, name,
-                             getattr(request, "session_hash", None))
+                             getattr(request, "session_hash", None), owner)
     job.lines.append(f"training on {html.escape(corpus_name[:80])} ({len(text):,} characters, "
                      f"{params:,} parameters)…")
     while job.thread.is_alive():
@@ -134,7 +138,7 @@ def train(upload, recipe: str = "windows", steps: float = 300, hidden_size: floa
     if job.error is not None:
         raise limits.refusal(f"Training failed: {public(one_line(job.error))}")
     done = done_message(job)
-    yield (*refresh_runs(job.run_id), done, "\n".join([*job.lines[-11:], done]))
+    yield (*refresh_runs(job.run_id, request), done, "\n".join([*job.lines[-11:], done]))
 
 
 def done_message(job: training_job.TrainingJob) -> str:
@@ -159,7 +163,11 @@ def limits_text() -> str:
             f"after {limits.MAX_TRAIN_SECONDS // 60} minutes (it ends as KILLED and keeps its "
             "last checkpoint, as with **Stop**); the app keeps only the newest "
             f"{limits.KEEP_APP_RUNS} runs trained here, deleting older ones (the demo runs and "
-            "runs trained with `python -m training` are never deleted).")
+            "runs trained with `python -m training` are never deleted).\n\n"
+            "**Your upload**: the file is deleted as soon as it is read. A run trained on it "
+            "keeps its text (the model recites it) and is **shown only on this page**: other "
+            "visitors cannot list, load or generate from it, and a reload of this page loses "
+            "it too. It stays in the store until it is one of the app's oldest runs.")
 
 
 def _text_and_recipe() -> list[gr.components.Component]:

@@ -46,27 +46,28 @@ _JOB: TrainingJob | None = None  # the training in progress, if any (set under _
 
 
 def start(config: TrainConfig, text: str, corpus_name: str, run_name: str,
-          session: str | None) -> TrainingJob:
-    """Start training in a worker thread, or refuse at once if one is in progress."""
+          session: str | None, owner: str = "") -> TrainingJob:
+    """Start training in a worker thread, or refuse at once if one is in progress. A run with
+    an ``owner`` is private: only that owner's page lists, loads or shows it."""
     global _JOB
     if not _LOCK.acquire(blocking=False):
         raise limits.refusal(BUSY)
     _JOB = job = TrainingJob(session, limits.MAX_TRAIN_SECONDS)
     job.thread = threading.Thread(target=_work, daemon=True,
-                                  args=(job, config, text, corpus_name, run_name))
+                                  args=(job, config, text, corpus_name, run_name, owner))
     job.thread.start()  # the worker releases the lock when done, even if the page goes away
     return job
 
 
 def _work(job: TrainingJob, config: TrainConfig, text: str, corpus_name: str,
-          run_name: str) -> None:
+          run_name: str, owner: str) -> None:
     """The worker thread: train the run tagged as the app's, then prune old app runs."""
     global _JOB
     torch.set_num_threads(TRAIN_THREADS)  # this thread's own setting
     try:
         job.run_id = train_run(
             config, run_name=run_name, text=text, corpus_name=corpus_name,
-            tags={APP_TAG: "true"}, on_start=lambda run_id: setattr(job, "run_id", run_id),
+            tags={APP_TAG: "true", **({runs.OWNER_TAG: owner} if owner else {})}, on_start=lambda run_id: setattr(job, "run_id", run_id),
             on_log=job.lines.append, on_step=job.on_step, stop_event=job.stop)
         removed = runs.prune_runs(APP_TAG, "true", limits.KEEP_APP_RUNS)
         if removed:

@@ -1,0 +1,75 @@
+"""A run trained on an upload belongs to the page that trained it: no other visitor can list,
+load, generate from, compare or map it, and the uploaded file itself is not kept."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+import pytest
+
+from ui import compare_tab, generate_tab, loss_tab, map_tab, train_tab, training_job
+from ui.runs import list_runs, refresh_runs
+
+SECRET = "account pin 4921 is written on the back of the lighthouse log. " * 40
+
+
+def page(session: str):
+    return SimpleNamespace(session_hash=session)
+
+
+@pytest.fixture
+def private_run(temp_store, tmp_path):
+    """A run trained in the app on an uploaded file, by the page with session "alice"."""
+    upload = tmp_path / "diary.txt"
+    upload.write_text(SECRET, encoding="utf-8")
+    events = list(train_tab.train(str(upload), "windows", 10, 16, 0.0, 20.0, "alice-run",
+                                  request=page("alice")))
+    training_job._LOCK.acquire(timeout=60)  # the worker has released it: training is over
+    training_job._LOCK.release()
+    run_id = list_runs(page("alice"))["run_id"].iloc[0]
+    list(train_tab.train(None, "windows", 10, 16, 0.0, 20.0, "public-run", request=page("alice")))
+    training_job._LOCK.acquire(timeout=60)
+    training_job._LOCK.release()
+    public = list_runs(page("bob"))["run_id"].iloc[0]
+    return {"run_id": run_id, "upload": upload, "last": events[-1], "public": public}
+
+
+def test_the_upload_is_deleted_once_read(private_run):
+    assert not private_run["upload"].exists()
+
+
+def test_only_the_training_page_lists_the_run(private_run):
+    assert private_run["run_id"] in list(list_runs(page("alice"))["run_id"])
+    assert private_run["run_id"] not in list(list_runs(page("bob"))["run_id"])
+    assert private_run["run_id"] not in list(list_runs(None)["run_id"])
+    picker = refresh_runs(None, page("bob"))[0]
+    assert private_run["run_id"] not in [value for _, value in picker.choices]
+
+
+def test_another_page_cannot_generate_from_it_or_read_its_curves(private_run):
+    run_id = private_run["run_id"]
+    text = list(generate_tab.generate(run_id, "account pin", 20, request=page("alice")))[-1][0]
+    assert text.startswith("account pin")
+    for call in (lambda: list(generate_tab.generate(run_id, "account pin", 20,
+                                                    request=page("bob"))),
+                 lambda: loss_tab.loss_chart(run_id, page("bob")),
+                 lambda: compare_tab.compare_runs([run_id, private_run["public"]], page("bob"))):
+        with pytest.raises(gr.Error, match="this page can use|no run"):
+            call()
+    # Named by its run name, it is just as private.
+    with pytest.raises(gr.Error, match="this page can use"):
+        list(generate_tab.generate("alice-run", "account pin", 20, request=page("bob")))
+
+
+def test_the_map_shows_it_only_to_its_page(private_run):
+    theirs = map_tab.overfitting_map("recipe", page("bob"))[0]
+    mine = map_tab.overfitting_map("recipe", page("alice"))[0]
+    assert private_run["run_id"] not in list(theirs["run_id"])
+    assert private_run["run_id"] in list(mine["run_id"])
+
+
+def test_a_run_of_the_default_corpus_stays_public(private_run):
+    assert "public-run" in list(list_runs(page("bob"))["name"])
+    assert len(compare_tab.compare_runs([private_run["run_id"], private_run["public"]],
+                                        page("alice"))[2].columns) == 3  # metric + two runs
