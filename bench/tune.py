@@ -47,7 +47,7 @@ REGULARIZERS = {
     "same, embed dropout 0.05, no AR/TAR": {**AWD, "embed_dropout": 0.05, "ar": 0.0,
                                             "tar": 0.0},
 }
-# Issue #13 item 3: evaluation granularity, capacity, batch shape, lr and the unigram output bias,
+# Tuning knobs: evaluation granularity, capacity, batch shape, lr and the unigram output bias,
 # each from the windows defaults and from the AWD regularizers. None = the classic recipe
 # (bench.heldout.classic), the yardstick on the tuning text too.
 E5 = dict(eval_interval=5)

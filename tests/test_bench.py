@@ -1,5 +1,5 @@
-"""The benchmark commands the README quotes still run (at a 1-CPU-second budget: a smoke test,
-not a measurement; the figures themselves live in README)."""
+"""The benchmark commands docs/benchmarks.md quotes still run (at a 1-CPU-second budget: a smoke test,
+not a measurement; the figures themselves live in docs/benchmarks.md)."""
 
 from __future__ import annotations
 

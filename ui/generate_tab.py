@@ -11,10 +11,11 @@ import pandas as pd
 
 from lstm_core.generate import encode_prompt, stream_ids
 from lstm_core.text import PARAGRAPH, detokenize, tokenize
+from lstm_core.vocab import UnknownWordsError
 from training.runs import LoadedRun
 from training.store import public
 from ui import fields, limits
-from ui.report import SPAN_COLUMNS, report
+from ui.report import REPEATS, SPAN_COLUMNS, report
 from ui.runs import load
 
 # Send the growing text at most this often: every update costs the server work for each of
@@ -34,8 +35,31 @@ class GenerateTab(NamedTuple):
 def prompt_ids(prompt, loaded: LoadedRun) -> list[int]:
     try:
         return encode_prompt(limits.text(prompt), loaded.vocab)
-    except ValueError as err:  # empty prompt, or unknown words (named in the message)
+    except UnknownWordsError as err:
+        raise limits.refusal(public(unknown_words(err.words, loaded))) from None
+    except ValueError as err:  # an empty prompt
         raise limits.refusal(public(str(err))) from None
+
+
+def unknown_words(words: list[str], loaded: LoadedRun) -> str:
+    """Why each unknown prompt word is unknown: not in the training text at all, or in it but
+    left out of the vocabulary (the cap keeps only the most frequent words)."""
+    in_text = set(loaded.source_tokens)
+    listed = lambda ws: ", ".join(repr(w[:30]) for w in ws[:5]) + (" …" if len(ws) > 5 else "")  # noqa: E731
+    absent = [w for w in words if w not in in_text]
+    dropped = [w for w in words if w in in_text]
+    parts = []
+    if absent:
+        parts.append(f"not in the training text: {listed(absent)} (the model only knows words "
+                     "from its training text)")
+    if dropped:
+        cfg = loaded.config
+        rule = (f"the vocabulary cap of {cfg.max_vocab:,} keeps only the most frequent words"
+                if cfg.max_vocab and len(loaded.vocab) - 2 >= cfg.max_vocab else
+                f"words seen fewer than {cfg.min_count} times are left out")
+        parts.append(f"in the training text but not in the model's vocabulary: {listed(dropped)} "
+                     f"({rule}; such words read as <unk>)")
+    return "Unknown prompt words: " + "; ".join(parts) + "."
 
 
 def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 0.0,
@@ -104,8 +128,8 @@ def _controls() -> list[gr.components.Component]:
 
 def _report() -> list[gr.components.Component]:
     """The outputs after the text, in the order ui.report.report returns them."""
-    marked = gr.HighlightedText(label="Copied from the training text (spans of 4+ words)",
-                                color_map={"copied": "#f97316", "prompt": "#94a3b8"},
+    marked = gr.HighlightedText(label="Copied from the training text (spans of 4+ words), or repeating itself",
+                                color_map={"copied": "#f97316", REPEATS: "#a78bfa", "prompt": "#94a3b8"},
                                 show_legend=True, show_inline_category=False, elem_id="highlight")
     figures = gr.Markdown(elem_id="figures")
     spans = gr.Dataframe(pd.DataFrame(columns=SPAN_COLUMNS), wrap=True, label="Copied spans",

@@ -21,6 +21,8 @@ MIN_SPAN = 4  # shortest verbatim run (in words) that counts as a copied span
 LOOP_REPEATED = 0.25  # a text repeating this share of its own 4-grams or more is read as looping
 LONG_SPAN = 12  # a copied span this long (words) is recitation, whatever else the text does
 MAX_PASSAGES_LISTED = 12  # copied spans named in the "which source passages" line
+REPEATS = "repeats itself"  # the highlight's label for words the text already wrote
+LOOP_TEMPERATURE = 0.8  # suggested to break a greedy loop
 SPAN_COLUMNS = ["copied text", "words", "where in the source", "the source there (in context)"]
 
 
@@ -31,27 +33,43 @@ def report(reference: str, loaded: LoadedRun, prompt: list[str], new: list[str],
     scheme = loaded.vocab.scheme
     found = analyze(new, loaded.index, min_len=MIN_SPAN)
     figures = "\n\n".join(part for part in (
-        run_summary(loaded), headline(found, len(new)), passages_line(loaded, found.spans),
+        run_summary(loaded), headline(found, len(new), sampling), passages_line(loaded, found.spans),
         cli_line(reference, loaded, prompt, sampling)) if part)
     return (highlight(prompt, new, found.spans, scheme), figures,
             spans_table(loaded, new, found.spans), novelty_frame(found),
             *continuation(loaded, prompt, new, found))
 
 
-def highlight(prompt: list[str], new: list[str], spans, scheme: str) -> list[tuple[str, str | None]]:
-    """HighlightedText value: the prompt, each copied span labelled "copied", novel words plain.
+def repeated_positions(new: list[str], n: int = 4) -> set[int]:
+    """Positions of ``new`` inside an n-gram that already occurred earlier in ``new``."""
+    seen, repeated = set(), set()
+    for i in range(len(new) - n + 1):
+        gram = tuple(new[i:i + n])
+        if gram in seen:
+            repeated.update(range(i, i + n))
+        seen.add(gram)
+    return repeated
 
-    The pieces are cut from the detokenized text itself (the text of the first k tokens is
-    always a prefix of the whole), so they join up to exactly the text shown above.
+
+def highlight(prompt: list[str], new: list[str], spans, scheme: str) -> list[tuple[str, str | None]]:
+    """HighlightedText value: the prompt, then each generated word labelled "repeats itself"
+    (inside a 4-gram the text already wrote), else "copied" (inside a copied span), else plain.
+
+    Repeats win over copies, so a model going round a loop of short source phrases does not
+    look like one reciting its source. The pieces are cut from the detokenized text itself (the
+    text of the first k tokens is always a prefix of the whole), so they join up to exactly the
+    text shown above.
     """
     tokens, n = prompt + new, len(prompt)
-    parts, i = [(0, n, "prompt")], 0
-    for span in spans:
-        if span.start > i:
-            parts.append((n + i, n + span.start, None))
-        parts.append((n + span.start, n + span.end, "copied"))
-        i = span.end
-    parts.append((n + i, len(tokens), None))
+    copied = {i for span in spans for i in range(span.start, span.end)}
+    repeated = repeated_positions(new)
+    labels = ["prompt"] * n + [REPEATS if i in repeated else "copied" if i in copied else None
+                               for i in range(len(new))]
+    parts, start = [], 0  # runs of tokens with one label: (start, end, label)
+    for i in range(1, len(tokens) + 1):
+        if i == len(tokens) or labels[i] != labels[start]:
+            parts.append((start, i, labels[start]))
+            start = i
     full = detokenize(tokens, scheme)
     at = {k: len(detokenize(tokens[:k], scheme)) for part in parts for k in part[:2]}
     out = []
@@ -83,23 +101,35 @@ def spans_table(loaded: LoadedRun, new: list[str], spans) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SPAN_COLUMNS)
 
 
-def headline(found, n_new: int) -> str:
+def looping(found) -> bool:
+    """A text that mostly repeats itself without reciting anything long: a loop."""
+    return (found.self_repeated_4gram_fraction >= LOOP_REPEATED
+            and found.longest_copied_span < LONG_SPAN)
+
+
+def headline(found, n_new: int, sampling: SamplingConfig) -> str:
     if n_new < 4:
         return "Generate at least 4 words to measure copied 4-grams."
     copied = sum(s.length for s in found.spans)
+    figures = (f"Longest verbatim run: **{found.longest_copied_span} words** · **{copied} of "
+               f"{n_new}** generated words sit in copied spans of {MIN_SPAN}+ words · "
+               f"{len(found.spans)} span(s).")
+    if looping(found):
+        advice = (f" Greedy decoding always takes the likeliest word, so it goes round; try a "
+                  f"temperature of {LOOP_TEMPERATURE:g}." if sampling.temperature == 0 else "")
+        return (f"### A loop, not recitation: {found.self_repeated_4gram_fraction:.0%} of the "
+                f"generated 4-grams repeat the text's own earlier ones\nThe model goes round "
+                f"the same phrase (highlighted as *{REPEATS}*).{advice}\n\n"
+                f"{found.copied_4gram_fraction:.0%} of the generated 4-grams also occur in the "
+                f"training text: short phrases it uses too. {figures}")
     return (f"### {found.copied_4gram_fraction:.0%} of the generated 4-grams are copied from the "
-            f"training text\nLongest verbatim run: **{found.longest_copied_span} words** · "
-            f"**{copied} of {n_new}** generated words sit in copied spans of {MIN_SPAN}+ words "
-            f"(highlighted below) · {len(found.spans)} span(s).\n\n{repetition_line(found)}")
+            f"training text\n{figures}\n\n{repetition_line(found)}")
 
 
 def repetition_line(found) -> str:
     """The model repeating its own output, set apart from copying the source."""
     repeated = found.self_repeated_4gram_fraction
     line = f"**{repeated:.0%}** of the generated 4-grams repeat the text's own earlier 4-grams"
-    if repeated >= LOOP_REPEATED and found.longest_copied_span < LONG_SPAN:
-        return (f"{line}: **a loop, not recitation**: the model goes round the same phrase, and "
-                "the copied 4-grams are short phrases the source also uses.")
     if repeated >= LOOP_REPEATED:
         return f"{line}: it loops, and what it loops over is recited from the source."
     return f"{line} (no loop)."
@@ -137,7 +167,9 @@ def run_summary(loaded: LoadedRun) -> str:
     if "extractable_memorization" in metrics:
         parts.append(f"extractable memorization {metrics['extractable_memorization']:.0%}")
     weights = f"weights from step {loaded.step}"
-    if "best_step" in metrics:
+    if "val_loss" not in metrics:
+        weights += " (no text was held out for validation: the last step's weights)"
+    elif "best_step" in metrics:
         weights += f" (lowest validation loss at step {int(metrics['best_step'])})"
     parts.append(weights + (f": {loaded.note}" if loaded.note else ""))
     return f"**Why:** {limits.plain(loaded.name or '(unnamed)')} · " + " · ".join(parts)
