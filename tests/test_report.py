@@ -1,0 +1,63 @@
+"""The memorization report as a reader sees it: loops read as loops, repeats are set apart from
+copies in the highlight, and an unknown prompt word is given its real cause."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from lstm_core.generate import SamplingConfig
+from lstm_core.memorization import analyze
+from lstm_core.vocab import Vocabulary
+from training.config import TrainConfig
+from ui.generate_tab import unknown_words
+from ui.report import REPEATS, headline, highlight
+
+SOURCE = ("the keeper climbed the tower , and the lamp was lit . the tower , and the sea "
+          "below it , was quiet that night .").split()
+LOOP = "the tower , and the tower , and the tower , and the tower , and the tower ,".split()
+RECITAL = "the keeper climbed the tower , and the lamp was lit .".split()
+
+
+def test_a_greedy_loop_is_called_a_loop_first_and_a_temperature_is_suggested():
+    found = analyze(LOOP, SOURCE)
+    text = headline(found, len(LOOP), SamplingConfig(temperature=0.0))
+    assert text.startswith("### A loop, not recitation")
+    assert "temperature of 0.8" in text
+    sampled = headline(found, len(LOOP), SamplingConfig(temperature=1.0, seed=0))
+    assert "temperature of" not in sampled  # already sampling: no advice to sample
+
+
+def test_a_recital_is_called_copying():
+    found = analyze(RECITAL, SOURCE)
+    assert headline(found, len(RECITAL), SamplingConfig()).startswith("### 100% of the generated")
+
+
+def test_the_highlight_marks_repeats_apart_from_copies_and_joins_up_to_the_text():
+    prompt = ["i", "saw"]
+    found = analyze(LOOP, SOURCE)
+    pieces = highlight(prompt, LOOP, found.spans, "seed")
+    assert "".join(text for text, _ in pieces) == " ".join(prompt + LOOP)
+    labels = [label for _, label in pieces if label]
+    assert labels[0] == "prompt" and REPEATS in labels
+    repeated = "".join(text for text, label in pieces if label == REPEATS)
+    assert repeated.count("tower") == 4  # every tower after the first is a repeat
+    recital = highlight(prompt, RECITAL, analyze(RECITAL, SOURCE).spans, "seed")
+    assert {label for _, label in recital} == {"prompt", "copied", None}
+
+
+def _loaded(max_vocab: int):
+    tokens = ("a a a b b c " * 3 + "rare").split()
+    vocab = Vocabulary.build(tokens, max_size=max_vocab)
+    return SimpleNamespace(source_tokens=tokens, vocab=vocab,
+                           config=TrainConfig(max_vocab=max_vocab))
+
+
+def test_a_word_the_cap_dropped_is_named_as_dropped_by_the_cap():
+    message = unknown_words(["rare", "zebra"], _loaded(max_vocab=3))
+    assert "not in the training text: 'zebra'" in message
+    assert "'rare'" in message and "vocabulary cap of 3" in message
+
+
+def test_without_a_cap_only_absence_is_named():
+    message = unknown_words(["zebra"], _loaded(max_vocab=0))
+    assert "not in the training text" in message and "cap" not in message
