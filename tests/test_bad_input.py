@@ -1,6 +1,9 @@
 """The catalogue of bad input at the library and CLI layers: a clear message, nothing lost.
 
-(The app layer's catalogue is in test_app.py.)
+The CLIs' main() run in this process; a real process where one matters (SIGKILL, a lock
+held by another process).
+
+(The app layer's catalogue is in test_app_functions.py and test_app_client.py.)
 """
 
 from __future__ import annotations
@@ -10,25 +13,33 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 
-from conftest import PROJECT_CORPUS, ROOT
+from conftest import PROJECT_CORPUS, ROOT, cli
 from lstm_core.text import read_text
-from training import registry
+from training.__main__ import main as train_main
+from training.checkpoints import LAST_FILE, load_checkpoint
 from training.config import TrainConfig
+from training.generate import main as generate_main
 from training.loop import Corpus, Trainer
+from training.runs import list_runs
+from training.store import artifact_path
 from training.tracking import train_run
 
 TINY = ["--steps", "4", "--eval-interval", "2", "--hidden-size", "8", "--embed-dim", "8"]
 
 
-def cli(*args, uri=None, timeout=300):
-    env = dict(os.environ)
-    if uri:
-        env["MLFLOW_TRACKING_URI"] = uri
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+def run_cli(main, *argv, capsys) -> SimpleNamespace:
+    """A CLI's main() run in this process (as ``python -m`` runs it, without the start-up):
+    its exit status and what it printed. A traceback would escape as the test's own error."""
+    try:
+        returncode = main(list(argv))
+    except SystemExit as exit:  # argparse refusing a flag
+        returncode = exit.code
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=returncode, stdout=out.out, stderr=out.err)
 
 
 BAD_FILES = {
@@ -41,13 +52,14 @@ BAD_FILES = {
 
 
 @pytest.mark.parametrize("name", BAD_FILES)
-def test_unusable_corpus_files_are_refused_by_the_library_and_the_cli(name, tmp_path, temp_store):
+def test_unusable_corpus_files_are_refused_by_the_library_and_the_cli(name, tmp_path, temp_store,
+                                                                      capsys):
     data, message = BAD_FILES[name]
     path = tmp_path / f"{name}.txt"
     path.write_bytes(data)
     with pytest.raises(ValueError, match=message):
         read_text(path)
-    result = cli("-m", "training", "--corpus", str(path), *TINY)
+    result = run_cli(train_main, "--corpus", str(path), *TINY, capsys=capsys)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (temp_store / "artifacts").exists() or not any((temp_store / "artifacts").iterdir())
@@ -93,8 +105,8 @@ def test_one_huge_line_works_for_windows_and_is_refused_clearly_by_prefix_pairs(
     (["--dropout", "1.5"], "dropout"),
     (["--embed-dim", "8", "--hidden-size", "0"], "positive"),
 ])
-def test_bad_training_flags_get_one_line_errors(flags, message, temp_store):
-    result = cli("-m", "training", *flags, uri=os.environ["MLFLOW_TRACKING_URI"])
+def test_bad_training_flags_get_one_line_errors(flags, message, temp_store, capsys):
+    result = run_cli(train_main, *flags, capsys=capsys)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
 
@@ -109,28 +121,26 @@ def test_bad_training_flags_get_one_line_errors(flags, message, temp_store):
     (["--prompt", "the", "--top-p", "0"], "top_p"),
     (["--prompt", "the", "--top-p", "1.5"], "top_p"),
 ])
-def test_bad_sampling_requests_get_one_line_errors(args, message, use_demo_store):
-    result = cli("-m", "training.generate", "--run", use_demo_store["windows"], *args,
-                 uri=use_demo_store["uri"])
+def test_bad_sampling_requests_get_one_line_errors(args, message, use_demo_store, capsys):
+    result = run_cli(generate_main, "--run", use_demo_store["windows"], *args, capsys=capsys)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_length_zero_returns_just_the_prompt(use_demo_store):
-    result = cli("-m", "training.generate", "--run", use_demo_store["windows"], "--prompt",
-                 "the lamp", "--length", "0", uri=use_demo_store["uri"])
+def test_length_zero_returns_just_the_prompt(use_demo_store, capsys):
+    result = run_cli(generate_main, "--run", use_demo_store["windows"], "--prompt", "the lamp",
+                     "--length", "0", capsys=capsys)
     assert result.returncode == 0 and result.stdout.strip() == "the lamp"
 
 
-def test_an_unknown_run_id_is_named(use_demo_store):
-    result = cli("-m", "training.generate", "--run", "feedface" * 4, "--prompt", "the",
-                 uri=use_demo_store["uri"])
+def test_an_unknown_run_id_is_named(use_demo_store, capsys):
+    result = run_cli(generate_main, "--run", "feedface" * 4, "--prompt", "the", capsys=capsys)
     assert result.returncode == 2 and "no run with id 'feedfacefeedface" in result.stderr
 
 
 def test_a_missing_store_is_created_empty(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}")
-    assert registry.list_runs().empty
+    assert list_runs().empty
 
 
 def test_sigkill_mid_run_leaves_a_readable_store_and_a_resumable_checkpoint(temp_store):
@@ -149,15 +159,15 @@ def test_sigkill_mid_run_leaves_a_readable_store_and_a_resumable_checkpoint(temp
         proc.wait(timeout=30)
     finally:
         proc.kill()
-    table = registry.list_runs()
+    table = list_runs()
     # Never finished, and its process is gone: shown as interrupted, not as still running.
     assert list(table["status"]) == ["INTERRUPTED"]
     run_id = table.loc[0, "run_id"]
-    checkpoint = registry.load_checkpoint(registry.artifact_path(run_id, registry.LAST_FILE))
+    checkpoint = load_checkpoint(artifact_path(run_id, LAST_FILE))
     assert checkpoint["step"] >= 15
     resumed = train_run(resume=run_id, steps=checkpoint["step"] + 5, on_log=lambda line: None)
     assert resumed == run_id
-    assert registry.list_runs().loc[0, "status"] == "FINISHED"
+    assert list_runs().loc[0, "status"] == "FINISHED"
 
 
 def test_a_locked_store_gives_a_clear_error_and_loses_nothing(use_demo_store, tmp_path, monkeypatch):
@@ -167,7 +177,7 @@ def test_a_locked_store_gives_a_clear_error_and_loses_nothing(use_demo_store, tm
     store = tmp_path / "locked"
     shutil.copytree(use_demo_store["store"], store)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
-    assert len(registry.list_runs()) == 2
+    assert len(list_runs()) == 2
     holder = sqlite3.connect(store / "mlflow.db", timeout=0)
     holder.execute("BEGIN EXCLUSIVE")  # another process is writing and never lets go
     try:
@@ -178,4 +188,4 @@ def test_a_locked_store_gives_a_clear_error_and_loses_nothing(use_demo_store, tm
     finally:
         holder.rollback()
         holder.close()
-    assert len(registry.list_runs()) == 2  # both runs still there, nothing half-written
+    assert len(list_runs()) == 2  # both runs still there, nothing half-written

@@ -6,8 +6,10 @@ import errno
 import json
 import os
 import re
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,12 +24,16 @@ from lstm_core.generate import SamplingConfig, pick_next, stream_ids
 from lstm_core.memorization import greedy_continue
 from lstm_core.text import read_text
 from lstm_core.vocab import UNK_ID, Vocabulary
-from training import registry
+from training import store
 from training.__main__ import main as train_main
+from training.checkpoints import LAST_FILE, MODEL_FILE, load_checkpoint
 from training.config import TrainConfig
 from training.generate import main as generate_main
 from training.loop import Corpus, StepResult, Trainer
+from training.runs import HEARTBEAT_TAG, HOST_TAG, PID_TAG, get_run, list_runs, load_run
+from training.store import StoreError, artifact_path, local_artifact_dir, open_store
 from training.tracking import format_number, train_run
+from ui.generate_tab import generate
 
 TINY = dict(steps=10, eval_interval=5, hidden_size=8, embed_dim=8, batch_size=4)
 QUIET = lambda line: None  # noqa: E731
@@ -53,7 +59,7 @@ def test_vocabulary_cap_keeps_the_most_frequent_words():
 
 def test_vocabulary_cap_is_a_run_param(temp_store):
     run_id = train_run(TrainConfig(**TINY, max_vocab=50), on_log=QUIET)
-    params = registry.get_run(run_id).data.params
+    params = get_run(run_id).data.params
     assert params["max_vocab"] == "50" and params["vocab_size"] == "52"  # + <pad>, <unk>
 
 
@@ -68,7 +74,7 @@ def test_unbounded_flags_are_refused_before_training(flags, message, temp_store,
     assert train_main(flags) == 2
     err = capsys.readouterr().err
     assert message in err and len(error_lines(err)) == 1, err
-    assert registry.list_runs().empty  # refused before a run was created
+    assert list_runs().empty  # refused before a run was created
 
 
 def test_a_corpus_is_read_only_up_to_the_cap(tmp_path):
@@ -82,8 +88,8 @@ def test_a_corpus_is_read_only_up_to_the_cap(tmp_path):
 def test_an_unreachable_tracking_server_says_so_in_one_line(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     started = time.monotonic()
-    with pytest.raises(registry.StoreError) as err:
-        registry.open_store()
+    with pytest.raises(StoreError) as err:
+        open_store()
     message = str(err.value)
     assert "127.0.0.1:9" in message and "MLFLOW_HTTP_REQUEST_MAX_RETRIES" in message
     assert "\n" not in message
@@ -104,11 +110,11 @@ def test_stop_event_ends_the_run_killed_with_its_checkpoint(temp_store):
 
     run_id = train_run(TrainConfig(**{**TINY, "steps": 40}), on_step=on_step, stop_event=stop,
                        on_log=QUIET)
-    assert registry.get_run(run_id).info.status == "KILLED"
-    last = registry.load_checkpoint(registry.artifact_path(run_id, registry.LAST_FILE))
+    assert get_run(run_id).info.status == "KILLED"
+    last = load_checkpoint(artifact_path(run_id, LAST_FILE))
     assert last["step"] == 7  # the steps since the last log (at 5) are kept too
-    assert registry.artifact_path(run_id, registry.MODEL_FILE).exists()
-    assert registry.list_runs().loc[0, "status"] == "KILLED"
+    assert artifact_path(run_id, MODEL_FILE).exists()
+    assert list_runs().loc[0, "status"] == "KILLED"
 
 
 def test_sigterm_ends_a_cli_run_as_killed_with_its_checkpoint(temp_store):
@@ -129,9 +135,9 @@ def test_sigterm_ends_a_cli_run_as_killed_with_its_checkpoint(temp_store):
         proc.kill()
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr
-    table = registry.list_runs()
+    table = list_runs()
     assert list(table["status"]) == ["KILLED"]
-    last = registry.load_checkpoint(registry.artifact_path(table.loc[0, "run_id"], registry.LAST_FILE))
+    last = load_checkpoint(artifact_path(table.loc[0, "run_id"], LAST_FILE))
     assert last["step"] >= 10
 
 
@@ -148,9 +154,9 @@ def test_a_full_disk_fails_the_run_in_one_line_and_leaves_no_partial_file(temp_s
                        "--embed-dim", "8"]) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and len(error_lines(err)) == 1, err
-    run_id = registry.list_runs().loc[0, "run_id"]
-    assert registry.get_run(run_id).info.status == "FAILED"
-    folder = registry.local_artifact_dir(run_id)
+    run_id = list_runs().loc[0, "run_id"]
+    assert get_run(run_id).info.status == "FAILED"
+    folder = local_artifact_dir(run_id)
     assert not [p.name for p in folder.iterdir() if p.name.endswith(".partial")]
 
 
@@ -165,13 +171,13 @@ def _dead_pid() -> int:
 
 def _running_run(tags: dict[str, str]) -> str:
     """A run left RUNNING, as a training process leaves it until it ends."""
-    experiment_id = registry.open_store()
+    experiment_id = open_store()
     return MlflowClient().create_run(experiment_id, tags=tags).info.run_id
 
 
 def _process_tags(pid: int, host: str | None = None, heartbeat: float | None = None) -> dict:
-    return {registry.HOST_TAG: host or socket.gethostname(), registry.PID_TAG: str(pid),
-            registry.HEARTBEAT_TAG: f"{heartbeat or time.time():.0f}"}
+    return {HOST_TAG: host or socket.gethostname(), PID_TAG: str(pid),
+            HEARTBEAT_TAG: f"{heartbeat or time.time():.0f}"}
 
 
 def test_running_runs_whose_process_is_gone_show_as_interrupted(temp_store):
@@ -184,7 +190,7 @@ def test_running_runs_whose_process_is_gone_show_as_interrupted(temp_store):
         "elsewhere, stale heartbeat": (_process_tags(1, "other-host", hour_ago), "INTERRUPTED"),
     }
     ids = {name: _running_run(tags) for name, (tags, _) in runs.items()}
-    table = registry.list_runs().set_index("run_id")
+    table = list_runs().set_index("run_id")
     for name, (_, expected) in runs.items():
         assert table.loc[ids[name], "status"] == expected, name
 
@@ -201,15 +207,37 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_says_so(temp_store):
         train_run(resume=run_id, on_log=QUIET)
     assert "deleted" not in str(err.value)
     with pytest.raises(ValueError, match="stopped before its first checkpoint"):
-        registry.load_run(run_id)
+        load_run(run_id)
 
 
 def test_resume_of_a_run_shipped_without_last_pt_says_so(temp_store):
     run_id = train_run(TrainConfig(**TINY), on_log=QUIET)
-    registry.artifact_path(run_id, registry.LAST_FILE).unlink()  # as the demo runs ship
+    artifact_path(run_id, LAST_FILE).unlink()  # as the demo runs ship
     with pytest.raises(ValueError, match="keeps only model.pt") as err:
         train_run(resume=run_id, steps=20, on_log=QUIET)
     assert "deleted" not in str(err.value)
+
+
+def test_a_stale_working_copy_of_the_store_is_moved_aside_not_deleted(demo_store, tmp_path,
+                                                                     monkeypatch, capsys):
+    committed, working = tmp_path / "mlruns", tmp_path / ".mlruns-local"
+    shutil.copytree(demo_store["store"], committed)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(store, "COMMITTED_STORE", committed)
+    monkeypatch.setattr(store, "WORKING_STORE", working)
+    monkeypatch.setattr(store, "PROJECT_STORE", working / "mlflow.db")
+    monkeypatch.setattr(store, "_CHECKED_COMMITTED", None)
+    assert len(list_runs()) == 2 and (working / store.COPIED_FROM).exists()
+    (working / "my-notes.txt").write_text("a user's file", encoding="utf-8")
+    list_runs()
+    assert (working / "my-notes.txt").exists()  # unchanged committed store: the copy is kept
+    with sqlite3.connect(committed / "mlflow.db") as conn:  # a pull brings a newer store
+        conn.execute("CREATE TABLE pulled (x)")
+    capsys.readouterr()
+    assert len(list_runs()) == 2
+    (aside,) = tmp_path.glob(".mlruns-local.stale-*")
+    assert (aside / "my-notes.txt").exists() and not (working / "my-notes.txt").exists()
+    assert aside.name in capsys.readouterr().out
 
 
 # ---- malformed checkpoints ----------------------------------------------------------------------
@@ -218,7 +246,7 @@ def test_resume_of_a_run_shipped_without_last_pt_says_so(temp_store):
 @pytest.fixture
 def trained_checkpoint(temp_store):
     run_id = train_run(TrainConfig(**TINY), on_log=QUIET)
-    path = registry.artifact_path(run_id, registry.LAST_FILE)
+    path = artifact_path(run_id, LAST_FILE)
     return run_id, path, torch.load(path, weights_only=True)
 
 
@@ -267,21 +295,19 @@ def test_tiny_temperature_on_the_cli(use_demo_store, capsys):
 
 
 def test_tiny_temperature_in_the_app(use_demo_store):
-    app = pytest.importorskip("app")
     run_id = use_demo_store["windows"]
-    tiny = list(app.generate(run_id, "the", 10, 1e-300, 0, 1.0, 0))[-1][0]
-    greedy = list(app.generate(run_id, "the", 10, 0.0, 0, 1.0, 0))[-1][0]
+    tiny = list(generate(run_id, "the", 10, 1e-300, 0, 1.0, 0))[-1][0]
+    greedy = list(generate(run_id, "the", 10, 0.0, 0, 1.0, 0))[-1][0]
     assert tiny == greedy
 
 
 def test_cli_and_app_measure_the_same_generated_words(use_demo_store, capsys):
-    app = pytest.importorskip("app")
     run_id = use_demo_store["windows"]
-    loaded = registry.load_run(run_id)
+    loaded = load_run(run_id)
     prompt = " ".join(loaded.source_tokens[:8])  # a prompt copied from the source
     assert generate_main(["--run", run_id, "--prompt", prompt, "--length", "30", "--json"]) == 0
     cli = json.loads(capsys.readouterr().out)
-    out = list(app.generate(run_id, prompt, 30, 0.0, 0, 1.0, 0))[-1]
+    out = list(generate(run_id, prompt, 30, 0.0, 0, 1.0, 0))[-1]
     text, headline, novelty = out[0], out[2], out[4]
     assert cli["text"] == text
     assert f"{cli['copied_4gram_fraction']:.0%} of the generated 4-grams" in headline
@@ -293,7 +319,7 @@ def test_cli_and_app_measure_the_same_generated_words(use_demo_store, capsys):
 
 
 def test_generation_and_greedy_continue_share_one_decoding_loop(use_demo_store):
-    model = registry.load_run(use_demo_store["windows"]).model
+    model = load_run(use_demo_store["windows"]).model
     prompt = [5, 6, 7]
     greedy = greedy_continue(model, torch.tensor([prompt]), 12)[0].tolist()
     streamed = list(stream_ids(model, prompt, SamplingConfig(max_new_tokens=12)))

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT, free_port
 from deploy import space
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def lfs_filter(folder: Path, name: str) -> str:
@@ -55,7 +54,7 @@ def test_packages_are_found_by_following_imports(tmp_path):
     (tmp_path / "late").mkdir()
     (tmp_path / "late" / "__init__.py").write_text("")
     assert space.project_packages(tmp_path) == ["helpers", "late", "ui"]
-    assert {"lstm_core", "training"} <= set(space.project_packages())
+    assert {"lstm_core", "training", "ui"} <= set(space.project_packages())
     assert not {"tests", "bench", "deploy"} & set(space.project_packages())
 
 
@@ -85,7 +84,9 @@ def test_requirements_pin_ours_with_the_cpu_index_first():
 def test_the_folder_holds_what_the_space_runs_and_nothing_else(built):
     names = {p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file()}
     assert {"README.md", "app.py", "requirements.txt", ".gitattributes", "mlruns/mlflow.db",
-            "corpus/lighthouse_keeper.txt", "lstm_core/model.py", "training/registry.py"} <= names
+            "corpus/lighthouse_keeper.txt", "lstm_core/model.py", "training/store.py",
+            "training/runs.py", "training/checkpoints.py", "ui/__init__.py",
+            "ui/generate_tab.py"} <= names
     assert sum(n.endswith("/model.pt") for n in names) >= 2
     assert not [n for n in names if n.split("/")[0] in {"tests", "bench", "docs", "deploy", "build"}
                 or "__pycache__" in n or n in {"Makefile", "requirements-dev.txt"}]
@@ -120,12 +121,6 @@ def test_a_folder_that_is_not_a_build_is_never_replaced(tmp_path):
 
 
 # ---- slow: the folder runs as a Space would run it -------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def install(folder: Path, venv: Path) -> Path:
     """A fresh venv from the folder's requirements.txt, minus the unreachable CPU index line."""
@@ -172,7 +167,8 @@ def test_the_space_folder_installs_and_serves_generate(tmp_path_factory):
         wait_for_port(app, port, log)
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         runs = subprocess.run(  # the default run, as the app's own picker chooses it
-            [str(python), "-c", "import app; print(app.default_run(app.list_runs()))"], cwd=folder,
+            [str(python), "-c", "from ui.runs import default_run, list_runs; "
+                              "print(default_run(list_runs()))"], cwd=folder,
             env=env, check=True, capture_output=True, text=True, timeout=120).stdout.split()
         text, *report = client.predict(runs[-1], "the lamp", 20, 0.0, 0, 1.0, 0,
                                        api_name="/generate")
