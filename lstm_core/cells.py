@@ -83,17 +83,3 @@ def gru_layer(
                 record[name].append(value.detach())
     return torch.stack(outputs, dim=1), h
 
-
-def torch_layer(shell: nn.Module, x: Tensor, h0: Tensor, weight_ih: Tensor, weight_hh: Tensor,
-                bias: Tensor, bias_hn: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """The same GRU or RNN layer through ``nn.GRU`` / ``nn.RNN`` (``shell``), fed our parameters.
-
-    nn.GRU/nn.RNN keep two biases; ours map onto them with zeros where we folded one in.
-    """
-    bias_hh = torch.zeros_like(bias)
-    if bias_hn is not None:  # GRU: only the candidate's recurrent bias is its own
-        bias_hh = torch.cat([bias_hh[: -bias_hn.numel()], bias_hn])
-    params = {"weight_ih_l0": weight_ih, "weight_hh_l0": weight_hh,
-              "bias_ih_l0": bias, "bias_hh_l0": bias_hh}
-    out, h = torch.func.functional_call(shell, params, (x, h0.unsqueeze(0).contiguous()))
-    return out, h[0]

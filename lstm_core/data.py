@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
-from .vocab import PAD_ID
+from lstm_core.vocab import PAD_ID
 
 
 def _as_ids(ids: Sequence[int] | Tensor) -> Tensor:

@@ -74,23 +74,22 @@ def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None 
 
 def pick_next(logits: Tensor, temperature: float, top_k: int | None = None,
               top_p: float | None = None, generator: torch.Generator | None = None) -> Tensor:
-    """Choose the next token id for each row of ``logits`` (B, V). Returns (B,)."""
+    """Choose the next token id for each row of ``logits`` (B, V). Returns (B,).
+
+    Greedy (the most likely id) at temperature 0; otherwise a draw from the softmax of the
+    logits divided by the temperature, top-k / top-p filtered.
+    """
     logits = logits.to(torch.float64, copy=True)  # float64: 1e-300 is a temperature, not zero
     # The reserved ids are not words: never generate them.
     logits[:, PAD_ID] = -math.inf
     logits[:, UNK_ID] = -math.inf
     if temperature == 0:
-        return logits.argmax(-1)
+        return logits.argmax(-1)  # greedy: the most likely word
     # Shift the best logit to 0 before dividing: every other logit becomes <= 0, so even a tiny
     # temperature gives -inf (probability 0) rather than inf - inf = nan, and the limit is greedy.
     logits = (logits - logits.max(-1, keepdim=True).values) / temperature
-    probs = filter_logits(logits, top_k, top_p).softmax(-1)
-    # A race: each word draws an exponential waiting time and wins with its probability over
-    # that time; word i wins with probability probs[i]. torch.multinomial(probs, 1) runs this
-    # same race on the same random numbers (so a seed gives the texts it always gave), after
-    # checks of its input that cost more than the race itself: half of the sampling time.
-    waiting = torch.empty_like(probs).exponential_(generator=generator)
-    return (probs / waiting).argmax(-1)
+    probs = filter_logits(logits, top_k, top_p).softmax(-1)  # (B, V)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
 
 
 @torch.inference_mode()

@@ -17,18 +17,30 @@ changes nothing but speed. The tests check that both give the same numbers.
 ``cell`` swaps the LSTM for a plain tanh RNN or a GRU (lstm_core/cells.py), on the same embedding,
 output layer and ``forward`` contract. Those two have no hand-written backward: for them the
 ``scratch`` backend means ``autograd``.
+
+Which function runs a layer is looked up once, in ``LAYERS`` by (cell, backend), when the model is
+built or its backend is set; ``run_lstm`` then calls it for every layer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstm_core import cells, regularizers
 from lstm_core.bptt import lstm_layer_bptt
+from lstm_core.cells import CELLS, GATE_BLOCKS, RECORDED, TORCH_MODULES, gru_layer, rnn_layer
+from lstm_core.regularizers import (
+    activation_penalty,
+    embedding_dropout,
+    locked_dropout,
+    temporal_activation_penalty,
+    weight_drop,
+)
 
 BACKENDS = ("scratch", "autograd", "torch")
 
@@ -74,8 +86,8 @@ class ModelConfig:
             )
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.cell not in cells.CELLS:
-            raise ValueError(f"cell must be one of {cells.CELLS}, got {self.cell!r}")
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
         if self.cell != "lstm" and self.backend == "scratch":
             self.backend = "autograd"  # only the LSTM has a hand-written backward
 
@@ -121,6 +133,69 @@ def lstm_layer(
 
 
 # ----------------------------------------------------------------------------------------------
+# The layer functions: one per (cell, backend), all with one signature
+#
+#   layer_fn(x (B, T, In), state, weights) -> (all h (B, T, H), new state)
+#
+# state is one layer's (h, c), or (h,) for a GRU or plain RNN, each (B, H); weights is
+# ``LSTMLanguageModel.layer_weights(layer)``, its W_hh masked by weight drop in training.
+
+LayerFn = Callable[[Tensor, State, tuple[Tensor, ...]], tuple[Tensor, State]]
+
+
+def readable_lstm(x: Tensor, state: State, weights: tuple[Tensor, ...], record=None):
+    out, h, c = lstm_layer(x, *state, *weights, record=record)
+    return out, (h, c)
+
+
+def scratch_lstm(x: Tensor, state: State, weights: tuple[Tensor, ...]):
+    # Without gradients (generation, evaluation) there is no backward pass to save anything for,
+    # so the readable cell runs: the same equations, without the saved tensors it would not use.
+    if not torch.is_grad_enabled():
+        return readable_lstm(x, state, weights)
+    out, h, c = lstm_layer_bptt(x, *state, *weights)
+    return out, (h, c)
+
+
+def readable_gru(x: Tensor, state: State, weights: tuple[Tensor, ...], record=None):
+    out, h = gru_layer(x, *state, *weights, record=record)
+    return out, (h,)
+
+
+def readable_rnn(x: Tensor, state: State, weights: tuple[Tensor, ...], record=None):
+    out, h = rnn_layer(x, *state, *weights, record=record)
+    return out, (h,)
+
+
+def torch_layer(shell: nn.Module, x: Tensor, state: State, weights: tuple[Tensor, ...]):
+    """The same layer through PyTorch's fused kernel: ``shell`` (nn.LSTM, nn.GRU or nn.RNN, whose
+    own weights are never used) runs on this model's parameters via functional_call."""
+    weight_ih, weight_hh, bias, *bias_hn = weights
+    # PyTorch keeps two biases that are only ever added, so ours goes in one and zeros in the
+    # other; only the GRU candidate's b_hn, inside r * (...), is a recurrent bias of its own.
+    bias_hh = torch.zeros_like(bias)
+    if bias_hn:
+        bias_hh = torch.cat([bias_hh[: -bias_hn[0].numel()], bias_hn[0]])
+    params = {"weight_ih_l0": weight_ih, "weight_hh_l0": weight_hh,
+              "bias_ih_l0": bias, "bias_hh_l0": bias_hh}
+    hx = tuple(s.unsqueeze(0).contiguous() for s in state)  # (1, B, H) each
+    out, final = torch.func.functional_call(shell, params, (x, hx if len(hx) == 2 else hx[0]))
+    final = final if isinstance(final, tuple) else (final,)  # nn.LSTM returns (h, c)
+    return out, tuple(s[0] for s in final)
+
+
+# The readable cells are the "autograd" backend (and the only ones that can record their gates);
+# only the LSTM has a hand-written backward, so "scratch" means "autograd" for the others. The
+# "torch" entry takes the layer's nn module first: ``set_backend`` binds it.
+LAYERS = {
+    ("lstm", "autograd"): readable_lstm, ("lstm", "scratch"): scratch_lstm,
+    ("gru", "autograd"): readable_gru, ("gru", "scratch"): readable_gru,
+    ("rnn", "autograd"): readable_rnn, ("rnn", "scratch"): readable_rnn,
+    **{(cell, "torch"): torch_layer for cell in CELLS},
+}
+
+
+# ----------------------------------------------------------------------------------------------
 # The language model
 
 
@@ -138,7 +213,7 @@ class LSTMLanguageModel(nn.Module):
         # Per layer l: weight_ih_l (4H, In), weight_hh_l (4H, H), bias_l (4H,) for the LSTM's four
         # gates (3H for the GRU's three blocks, H for the plain RNN).
         # One bias per layer is enough: nn.LSTM's two biases are only ever added together.
-        G = cells.GATE_BLOCKS[config.cell]
+        G = GATE_BLOCKS[config.cell]
         for layer in range(config.num_layers):
             in_size = E if layer == 0 else H
             self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(G * H, in_size)))
@@ -154,8 +229,9 @@ class LSTMLanguageModel(nn.Module):
         # Shells for the "torch" backend: nn.LSTM modules whose own weights are never used (our
         # parameters are passed in on every call). A plain list keeps them out of
         # .parameters() and the state_dict.
-        self._torch_shells = [cells.TORCH_MODULES[config.cell](E if layer == 0 else H, H, batch_first=True)
+        self._torch_shells = [TORCH_MODULES[config.cell](E if layer == 0 else H, H, batch_first=True)
                               for layer in range(config.num_layers)]
+        self.set_backend(config.backend)  # chooses self.layer_fns
 
     def reset_parameters(self) -> None:
         H = self.config.hidden_size
@@ -207,10 +283,24 @@ class LSTMLanguageModel(nn.Module):
         return self.embedding if self.out_weight is None else self.out_weight
 
     def set_backend(self, backend: str) -> None:
-        """Switch the recurrence between backends; the parameters stay the same."""
+        """Switch the recurrence between backends; the parameters stay the same.
+
+        The layer functions are chosen here, once, so that a forward call just runs them.
+        """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.config.backend = backend
+        fn = LAYERS[self.config.cell, backend]
+        self.layer_fns: list[LayerFn] = [partial(fn, shell) if backend == "torch" else fn
+                                         for shell in self._torch_shells]
+
+    def forward_weights(self, layer: int) -> tuple[Tensor, ...]:
+        """``layer_weights(layer)`` as this forward call uses them: in training, with weight
+        drop's mask on W_hh, so that every backend gets the very same masked matrix."""
+        weight_ih, weight_hh, *rest = self.layer_weights(layer)
+        if self.training and self.config.weight_drop:
+            weight_hh = weight_drop(weight_hh, self.config.weight_drop)
+        return (weight_ih, weight_hh, *rest)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -253,75 +343,38 @@ class LSTMLanguageModel(nn.Module):
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
                                    label_smoothing=smoothing)
             if self.training and (self.config.ar or self.config.tar):
-                penalty = (regularizers.activation_penalty(dropped, self.config.ar)
-                           + regularizers.temporal_activation_penalty(hidden, self.config.tar))
+                penalty = (activation_penalty(dropped, self.config.ar)
+                           + temporal_activation_penalty(hidden, self.config.tar))
                 self.last_penalty = penalty.item()
                 loss = loss + penalty
         return logits, loss, state
 
     def run_lstm(self, idx: Tensor, state: State | None = None,
-                 record: dict | None = None) -> tuple[Tensor, State]:
-        """Embed ``idx`` (B, T) and run every layer; returns the top layer's h (B, T, H)."""
+                 layer_fns: list[LayerFn] | None = None) -> tuple[Tensor, State]:
+        """Embed ``idx`` (B, T) and run every layer; returns the top layer's h (B, T, H) and the
+        new state. ``layer_fns`` replaces ``self.layer_fns`` for this call (``inspect`` does)."""
         if state is None:
             state = self.initial_state(idx.size(0))
         embedding = self.embedding
         if self.training:  # whole words dropped, for this batch's input lookup only
-            embedding = regularizers.embedding_dropout(embedding, self.config.embed_dropout)
+            embedding = embedding_dropout(embedding, self.config.embed_dropout)
         x = self.dropout(F.embedding(idx, embedding))  # (B, T, E)
-        final_h, final_c = [], []
-        for layer in range(self.config.num_layers):
-            h0 = state[0][layer]  # (B, H)
-            weights = self.layer_weights(layer)
-            if self.training and self.config.weight_drop:  # the masked W_hh goes to every backend
-                weight_ih, weight_hh, *rest = weights
-                weights = (weight_ih, regularizers.weight_drop(weight_hh, self.config.weight_drop),
-                           *rest)
-            c0 = state[1][layer] if self.config.cell == "lstm" else None
-            if self.config.cell != "lstm":  # a GRU or plain RNN layer: no cell state
-                (x, h), c = self._cell_layer(layer, x, h0, record, weights), None
-            elif self.config.backend == "autograd" or record is not None or (
-                    self.config.backend == "scratch" and not torch.is_grad_enabled()):
-                # Without gradients (generation, evaluation) there is no backward pass to save
-                # anything for: "scratch" runs the readable cell, the same equations, which costs
-                # a third less per generated word (no autograd.Function call, no saved tensors).
-                x, h, c = lstm_layer(x, h0, c0, *weights, record=record)
-            elif self.config.backend == "scratch":
-                x, h, c = lstm_layer_bptt(x, h0, c0, *weights)
-            else:
-                x, h, c = self._torch_layer(layer, x, h0, c0, weights)
-            if layer < self.config.num_layers - 1:
+        finals = []
+        for layer, layer_fn in enumerate(layer_fns or self.layer_fns):
+            if layer > 0:
                 x = self.dropout(x)  # dropout between stacked layers
-            final_h.append(h)
-            final_c.append(c)
-        states = (final_h, final_c) if self.config.cell == "lstm" else (final_h,)
-        return x, tuple(torch.stack(s) for s in states)
+            x, final = layer_fn(x, tuple(s[layer] for s in state), self.forward_weights(layer))
+            finals.append(final)  # (h, c) or (h,), each (B, H)
+        return x, tuple(torch.stack(s) for s in zip(*finals, strict=True))  # each (L, B, H)
 
     def dropout(self, x: Tensor) -> Tensor:
         """Dropout on a (B, T, D) tensor: a fresh mask per step, or one per sequence (locked).
-        Evaluation and generation drop nothing (and call nothing: two tensor ops a word saved)."""
+        Evaluation and generation drop nothing, so they skip the call altogether."""
         if not self.training:
             return x
         if self.config.locked_dropout:
-            return regularizers.locked_dropout(x, self.config.dropout)
+            return locked_dropout(x, self.config.dropout)
         return F.dropout(x, self.config.dropout)
-
-    def _torch_layer(self, layer: int, x: Tensor, h0: Tensor, c0: Tensor, weights=None):
-        """The same layer through nn.LSTM's fused kernel, fed this model's own parameters
-        (or ``weights``, the layer's (weight_ih, weight_hh, bias) with W_hh masked)."""
-        weight_ih, weight_hh, bias = weights or self.layer_weights(layer)
-        params = {"weight_ih_l0": weight_ih, "weight_hh_l0": weight_hh,
-                  "bias_ih_l0": bias, "bias_hh_l0": torch.zeros_like(bias)}
-        hx = (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous())  # (1, B, H) each
-        out, (h, c) = torch.func.functional_call(self._torch_shells[layer], params, (x, hx))
-        return out, h[0], c[0]
-
-    def _cell_layer(self, layer: int, x: Tensor, h0: Tensor, record: dict | None, weights):
-        """One GRU or plain-RNN layer (its weights, W_hh maybe masked): the readable cell, or
-        nn.GRU / nn.RNN for "torch"."""
-        if self.config.backend == "torch" and record is None:
-            return cells.torch_layer(self._torch_shells[layer], x, h0, *weights)
-        layer_fn = cells.gru_layer if self.config.cell == "gru" else cells.rnn_layer
-        return layer_fn(x, h0, *weights, record=record)
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -338,12 +391,12 @@ class LSTMLanguageModel(nn.Module):
             idx = idx.unsqueeze(0)
         if idx.size(0) != 1:
             raise ValueError("inspect takes a single sequence")
-        record: dict[str, list[Tensor]] = {
-            name: [] for name in cells.RECORDED[self.config.cell]}
+        record: dict[str, list[Tensor]] = {name: [] for name in RECORDED[self.config.cell]}
+        readable = partial(LAYERS[self.config.cell, "autograd"], record=record)
         was_training = self.training
         self.eval()
         try:
-            self.run_lstm(idx, state, record=record)
+            self.run_lstm(idx, state, layer_fns=[readable] * self.config.num_layers)
         finally:
             self.train(was_training)
         T, L = idx.size(1), self.config.num_layers

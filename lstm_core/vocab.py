@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from .text import SCHEMES
+from lstm_core.text import SCHEMES
 
 PAD = "<pad>"  # shown for PAD_ID when decoding; fills the left of short prefixes
 UNK = "<unk>"  # shown for UNK_ID; stands in for words the model never saw

@@ -11,7 +11,7 @@ from torch import nn
 from lstm_core.generate import SamplingConfig, generate_ids
 from lstm_core.memorization import extractable_memorization
 from lstm_core.model import LSTMLanguageModel, ModelConfig
-from training import registry
+from training import runs, store
 from training.config import TrainConfig
 from training.tracking import train_run
 
@@ -165,13 +165,13 @@ def test_each_cell_trains_logs_and_generates(temp_store, cell):
     assert run.data.params["cell"] == cell and run.data.tags["cell"] == cell
     # The LSTM keeps its hand-written backward; for the others scratch falls back, and says so.
     assert run.data.params["backend"] == ("scratch" if cell == "lstm" else "autograd")
-    assert list(registry.list_runs()["cell"]) == [cell]
-    loaded = registry.load_run(run_id)
+    assert list(runs.list_runs()["cell"]) == [cell]
+    loaded = runs.load_run(run_id)
     assert loaded.model.config.cell == cell
     assert len(loaded.model.initial_state(1)) == (2 if cell == "lstm" else 1)
     ids = generate_ids(loaded.model, loaded.vocab.encode(["the"]), SamplingConfig(max_new_tokens=5))
     assert len(ids) == 6
-    flow = json.loads(registry.artifact_path(run_id, "gradient_flow.json").read_text())
+    flow = json.loads(store.artifact_path(run_id, "gradient_flow.json").read_text())
     assert flow["distance"] == list(range(60)) and flow["grad_norm"][0] == pytest.approx(1.0)
     assert all(v > 0 for v in flow["grad_norm"])
-    assert registry.artifact_path(run_id, "gradient_flow.png").read_bytes()[:4] == b"\x89PNG"
+    assert store.artifact_path(run_id, "gradient_flow.png").read_bytes()[:4] == b"\x89PNG"

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from conftest import PROJECT_CORPUS
 from lstm_core.gradient_flow import equal_size_configs, equal_size_models, gradient_flow
-from lstm_core.model import LSTMLanguageModel, ModelConfig, lstm_layer
+from lstm_core.model import LAYERS, LSTMLanguageModel, ModelConfig
 from lstm_core.text import read_text
 from training.config import TrainConfig
 from training.loop import Corpus, model_config_for
@@ -18,14 +18,11 @@ def direct_norms(model, passage):
     x = F.embedding(passage[:-1].unsqueeze(0), model.embedding).detach().requires_grad_(True)
     hidden = x
     h = model.initial_state(1)
-    # Run the layers on x by hand through the model's own layer code.
+    # Run the layers on x by hand through the model's own readable cell.
+    readable = LAYERS[model.config.cell, "autograd"]
     for layer in range(model.config.num_layers):
         layer_state = tuple(s[layer] for s in h)
-        if model.config.cell == "lstm":
-            hidden, _, _ = lstm_layer(hidden, *layer_state, *model.layer_weights(layer))
-        else:
-            hidden, _ = model._cell_layer(layer, hidden, layer_state[0], None,
-                                          model.layer_weights(layer))
+        hidden, _ = readable(hidden, layer_state, model.layer_weights(layer))
     logits = F.linear(hidden[:, -1], model.output_weight, model.out_bias)
     loss = F.cross_entropy(logits, passage[-1:])
     (grad,) = torch.autograd.grad(loss, x)

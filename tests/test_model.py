@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lstm_core import model as model_module
 from lstm_core.bptt import lstm_layer_bptt
-from lstm_core.model import LSTMLanguageModel, ModelConfig, lstm_layer
+from lstm_core.model import LAYERS, LSTMLanguageModel, ModelConfig, lstm_layer, torch_layer
 
 # (dtype, absolute tolerance): float32 within 1e-5, float64 within 1e-10.
 PRECISIONS = [(torch.float32, 1e-5), (torch.float64, 1e-10)]
@@ -99,6 +100,30 @@ def test_backends_agree_on_logits_loss_and_every_gradient(dtype, tol, num_layers
         assert g1.keys() == g2.keys()
         for name in g1:
             torch.testing.assert_close(g1[name], g2[name], atol=tol, rtol=tol, msg=f"{backend}: {name}")
+
+
+def test_the_layer_function_is_chosen_when_the_backend_is_set():
+    model = make_model(2, torch.float64)
+    assert model.layer_fns == [LAYERS["lstm", "scratch"]] * 2
+    model.set_backend("torch")  # nn.LSTM, each layer bound to its own shell
+    assert [fn.func for fn in model.layer_fns] == [torch_layer] * 2
+    assert [fn.args[0] for fn in model.layer_fns] == model._torch_shells
+    model.set_backend("autograd")
+    assert model.layer_fns == [LAYERS["lstm", "autograd"]] * 2
+
+
+def test_scratch_runs_the_hand_written_backward_only_when_gradients_are_on(monkeypatch):
+    calls = []
+    real = model_module.lstm_layer_bptt
+    monkeypatch.setattr(model_module, "lstm_layer_bptt", lambda *args: calls.append(1) or real(*args))
+    model = make_model(2, torch.float64)  # backend "scratch"
+    idx = torch.randint(0, 23, (2, 6), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        without, _, _ = model(idx)
+    assert calls == []  # generation and evaluation: the readable cell
+    with_grad, _, _ = model(idx)
+    assert len(calls) == 2  # training: bptt.py, once per layer
+    torch.testing.assert_close(without, with_grad.detach(), atol=1e-12, rtol=0)
 
 
 def test_embedding_gradient_matches_reference():
