@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import httpx
 import pytest
@@ -70,15 +71,17 @@ def test_generate_returns_the_text_then_its_report(client, registered):
 
 
 def test_generate_streams_a_long_text_as_it_is_written(client, registered, monkeypatch):
-    # The server holds the text after its first word until the caller has that word: the
-    # first update must arrive while the rest is still being written.
+    # The second word comes once the first words are due; then the server holds the text
+    # until the caller has them: the first update must arrive while the rest is being written.
     first_seen, waited = threading.Event(), []
     real = generate_tab.stream_ids
 
     def stream_ids(*args):
         for k, token_id in enumerate(real(*args)):
+            if k == 1:
+                time.sleep(generate_tab.FIRST_WORDS_SECONDS)
             yield token_id
-            if k == 0:
+            if k == 1:
                 waited.append(first_seen.wait(30))
 
     monkeypatch.setattr(generate_tab, "stream_ids", stream_ids)

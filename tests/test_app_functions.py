@@ -142,6 +142,7 @@ def test_a_run_without_model_pt_loads_its_last_checkpoint_and_says_so(demo_store
 
 def test_generate_streams_the_text_then_sends_the_report(use_demo_store, monkeypatch):
     monkeypatch.setattr(generate_tab, "STREAM_SECONDS", 0)  # every word goes out
+    monkeypatch.setattr(generate_tab, "FIRST_WORDS_SECONDS", 0)
     updates = list(generate(use_demo_store["windows"], SEED, 30, 0.8, 0, 1.0, 7))
     assert len(updates) == 30  # after each of the first 29 words, then the text with its report
     texts = [update[0] for update in updates]
@@ -179,11 +180,16 @@ def test_updates_are_paced_by_the_clock_not_by_the_words(use_demo_store, monkeyp
     monkeypatch.setattr(generate_tab, "stream_ids", slow_stream_ids)
     monkeypatch.setattr(generate_tab, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
     monkeypatch.setattr(generate_tab, "STREAM_SECONDS", 4 / 32)
+    monkeypatch.setattr(generate_tab, "FIRST_WORDS_SECONDS", 2 / 32)
     sent_at = [words[0] for _ in generate(use_demo_store["windows"], SEED, 60, 0.8, 0, 1.0, 1)]
-    assert sent_at[0] == 1  # the first word at once
+    assert sent_at[0] == 2  # the first words once 2/32 s have passed
     streamed = sent_at[:-1]
     assert all(b - a == 4 for a, b in zip(streamed, streamed[1:], strict=False))  # every 4/32 s
     assert sent_at[-1] == 60  # and the whole text with its report
+    # A text done before its first words are due goes out once, whole, with its report.
+    now[0] = 0.0
+    monkeypatch.setattr(generate_tab, "FIRST_WORDS_SECONDS", 10 / 32)
+    assert len(list(generate(use_demo_store["windows"], SEED, 9, 0.8, 0, 1.0, 1))) == 1
 
 
 def test_a_memorizing_run_recites_and_the_report_finds_the_copied_spans(use_memorizer):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def page(app_url):
 
 @pytest.fixture
 def held(monkeypatch):
-    """Generations pause after their first word until .release is set; .started counts them."""
+    """Generations pause after their first words until .release is set; .started counts them."""
     state = type("Held", (), {})()
     state.release, state.started = threading.Event(), []
     real = generate_tab.stream_ids
@@ -77,8 +78,10 @@ def held(monkeypatch):
     def stream_ids(*args):
         state.started.append(1)
         for k, token_id in enumerate(real(*args)):
+            if k == 1:  # the first words are due with the second word
+                time.sleep(generate_tab.FIRST_WORDS_SECONDS)
             yield token_id
-            if k == 0:
+            if k == 1:
                 state.release.wait(60)
 
     monkeypatch.setattr(generate_tab, "stream_ids", stream_ids)

@@ -19,8 +19,9 @@ from ui.report import REPEATS, SPAN_COLUMNS, report
 from ui.runs import load
 
 # Send the growing text at most this often: every update costs the server work for each of
-# the tab's outputs, far more than a word costs the model.
-STREAM_SECONDS = 0.1
+# the tab's outputs, far more than a word costs the model. The first words wait a shorter
+# while, so a text finished by then goes out once, whole, and a longer one starts at once.
+STREAM_SECONDS, FIRST_WORDS_SECONDS = 0.1, 0.05
 GENERATING = "*Generating… the report follows when the text is done.*"
 # The first update clears the old report, so no figure ever describes another text.
 CLEARED_REPORT = (None, GENERATING, pd.DataFrame(columns=SPAN_COLUMNS), None, "", "", "")
@@ -85,10 +86,10 @@ def generate(run_id: str, prompt: str, length: float = 60, temperature: float = 
     sampling = limits.sampling(length, temperature, top_k, top_p, seed)
     ids = prompt_ids(prompt, loaded)
     start, new, scheme = loaded.vocab.decode(ids), [], loaded.vocab.scheme
-    send_at, rest = None, CLEARED_REPORT
+    send_at, rest = time.monotonic() + FIRST_WORDS_SECONDS, CLEARED_REPORT
     for token_id in stream_ids(loaded.model, ids, sampling):
         new.append(loaded.vocab.id_to_token(token_id))
-        if len(new) < sampling.max_new_tokens and (send_at is None or time.monotonic() >= send_at):
+        if len(new) < sampling.max_new_tokens and time.monotonic() >= send_at:
             yield detokenize(start + new, scheme), *rest
             send_at, rest = time.monotonic() + STREAM_SECONDS, [gr.skip()] * len(CLEARED_REPORT)
     yield detokenize(start + new, scheme), *report(reference, loaded, start, new, sampling)
