@@ -63,7 +63,7 @@ def test_a_corrupt_store_is_one_line(tmp_path):
     db = tmp_path / "mlflow.db"
     db.write_bytes(b"this is not a database" * 100)
     line = one_line_refusal(cli("app.py", uri=f"sqlite:///{db}", timeout=180))
-    assert "cannot be used" in line
+    assert "is damaged" in line and "restore it" in line
 
 
 def test_a_locked_store_is_one_line(tmp_path):

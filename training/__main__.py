@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here so that --help answers at once, without loading MLflow and torch.
     from training.tracking import train_run
 
+    started = []  # the run's id, once it exists
     try:
         config = None if args.resume else config_from_args(args)
         total = args.steps if args.resume else config.steps
@@ -56,11 +57,12 @@ def main(argv: list[str] | None = None) -> int:
 
             run_id = train_run(config, run_name=args.run_name, resume=args.resume,
                                steps=args.steps if args.resume else None, on_step=on_step,
-                               on_log=tqdm.write)
+                               on_log=tqdm.write, on_start=started.append)
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM (tracking.Interrupted)
         signum = getattr(err, "signum", signal.SIGINT)
-        print(f"\ninterrupted ({signal.Signals(signum).name}): the run is marked KILLED and its "
-              "last checkpoint is saved", file=sys.stderr)
+        what = (f"run {started[0]} is marked KILLED and its last checkpoint is saved" if started
+                else "no run was created")
+        print(f"\ninterrupted ({signal.Signals(signum).name}): {what}", file=sys.stderr)
         return 128 + signum
     except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from lstm_core.cells import CELLS
+from lstm_core.cells import CELLS, GATE_BLOCKS
 from lstm_core.model import BACKENDS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +20,12 @@ OPTIMIZERS = ("adam", "sgd", "ntasgd")
 MAX_BATCH_SIZE = 8192  # bounds on one step's work, so a typo cannot take all the memory
 MAX_SEQ_LEN = 4096
 MAX_BATCH_TOKENS = 262_144  # windows recipe: batch_size x seq_len targets in one step
+MAX_PREFIX = 8192  # seed recipe: the largest max_prefix (a step reads batch_size x max_prefix words)
+MAX_WIDTH = 8192  # embed_dim and hidden_size
+MAX_LAYERS = 16
+MAX_PARAMETERS = 200_000_000  # weights of one model (800 MB in float32; Adam keeps two more copies)
+MAX_STEP_LOGITS = 2**30  # targets x vocabulary scored in one step (4 GiB of float32 logits)
+RESERVED_IDS = 2  # <pad> and <unk>: a vocabulary of N words has N + 2 ids
 
 
 @dataclass
@@ -30,6 +36,7 @@ class TrainConfig:
     steps: int = 400  # optimizer steps (the write-up's "iterations")
     batch_size: int = 32  # sequences per step (seed recipe: prefix pairs per step)
     seq_len: int = 32  # window length in tokens (windows recipe only)
+    max_prefix: int = 512  # seed recipe: a prefix longer than this many words is cut to its last max_prefix words, so a step's memory and time stay bounded on a text with long paragraphs (no paragraph of the write-up's essay is longer than 256 words)
     window_order: str = "random"  # "random" windows, or "sequential" chunks carrying the state
     optimizer: str = "sgd"  # "sgd" (plain SGD, as PyTorch's word_language_model), "adam" (the write-up's) or "ntasgd" (SGD, then weight averaging once validation stalls for lr_patience evals)
     lr: float = 20.0  # learning rate (SGD wants a large one; the write-up used Adam at 0.005)
@@ -49,6 +56,7 @@ class TrainConfig:
     grad_clip: float = 0.25  # clip the gradient norm to this (0 = no clipping)
     val_fraction: float = 0.1  # contiguous tail of the text held out for validation (0 = none)
     eval_interval: int = 25  # steps between validation runs and log lines
+    eval_tokens: int = 8192  # validation scores at most this many held-out tokens (the start of the tail), read in rows of 512 side by side, so an eval takes seconds on a long text (0 = all)
     lr_patience: int = 2  # cut the learning rate after this many evals without a new best (0 = never)
     lr_factor: float = 0.5  # what the learning rate is multiplied by when it is cut
     lr_min: float = 1.0  # the learning rate is never cut below this floor (nor raised to it)
@@ -76,6 +84,12 @@ class TrainConfig:
             (0 <= self.memorization_sample <= 2000, "memorization_sample must be in [0, 2000]"),
             (0 < self.lr_factor < 1, "lr_factor must be between 0 and 1"),
             (self.steps >= 1, "steps must be at least 1"),
+            (1 <= self.embed_dim <= MAX_WIDTH, f"embed_dim must be positive and at most {MAX_WIDTH}"),
+            (1 <= self.hidden_size <= MAX_WIDTH,
+             f"hidden_size must be positive and at most {MAX_WIDTH}"),
+            (1 <= self.num_layers <= MAX_LAYERS,
+             f"num_layers must be positive and at most {MAX_LAYERS}"),
+            (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
             (1 <= self.batch_size <= MAX_BATCH_SIZE, f"batch_size must be from 1 to {MAX_BATCH_SIZE}"),
             (2 <= self.seq_len <= MAX_SEQ_LEN, f"seq_len must be from 2 to {MAX_SEQ_LEN}"),
             (self.recipe == "seed" or self.batch_size * self.seq_len <= MAX_BATCH_TOKENS,
@@ -83,6 +97,8 @@ class TrainConfig:
             (math.isfinite(self.lr) and self.lr > 0, "lr must be a positive number"),
             (0 <= self.val_fraction <= 0.5, "val_fraction must be between 0 and 0.5"),
             (self.eval_interval >= 1, "eval_interval must be at least 1"),
+            (self.eval_tokens >= 0, "eval_tokens must be >= 0 (0 = all)"),
+            (1 <= self.max_prefix <= MAX_PREFIX, f"max_prefix must be from 1 to {MAX_PREFIX}"),
             (self.grad_clip >= 0, "grad_clip must be >= 0"),
             (self.max_vocab >= 0, "max_vocab must be >= 0 (0 = no cap)"),
             (self.memorization_prefix >= 1, "memorization_prefix must be at least 1"),
@@ -94,6 +110,9 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        # The largest the model can get (the smallest, with no cap); checked again with the
+        # real vocabulary once the text is read, before the model is built.
+        check_model_size(self, (self.max_vocab or 1) + RESERVED_IDS)
         if self.cell != "lstm" and self.backend == "scratch":
             self.backend = "autograd"  # only the LSTM has a hand-written backward; logged as such
 
@@ -113,6 +132,37 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def parameter_count(config: TrainConfig, vocab_size: int) -> int:
+    """The weights of the model this config builds over vocab_size ids, counted without
+    allocating them (the layout of lstm_core.model.LSTMLanguageModel)."""
+    E, H, V, G = config.embed_dim, config.hidden_size, vocab_size, GATE_BLOCKS[config.cell]
+    layers = sum(G * H * ((E if layer == 0 else H) + H + 1) + (H if config.cell == "gru" else 0)
+                 for layer in range(config.num_layers))
+    tied = config.tie_weights and E == H
+    return V * E + layers + (0 if tied else V * H) + V
+
+
+def step_logits(config: TrainConfig, vocab_size: int) -> int:
+    """The logits one training step computes: one per target and vocabulary id."""
+    targets = config.batch_size * (1 if config.recipe == "seed" else config.seq_len)
+    return targets * vocab_size
+
+
+def check_model_size(config: TrainConfig, vocab_size: int) -> None:
+    """Refuse, before anything is allocated, a model or a step too big for one machine."""
+    params = parameter_count(config, vocab_size)
+    if params > MAX_PARAMETERS:
+        raise ValueError(
+            f"the model would have {params:,} parameters ({vocab_size:,} word ids, embed_dim "
+            f"{config.embed_dim}, hidden_size {config.hidden_size}, {config.num_layers} layer(s)), "
+            f"more than {MAX_PARAMETERS:,}: lower them or max_vocab")
+    logits = step_logits(config, vocab_size)
+    if logits > MAX_STEP_LOGITS:
+        raise ValueError(
+            f"one step would score {logits:,} logits (targets x {vocab_size:,} word ids), more "
+            f"than {MAX_STEP_LOGITS:,}: lower batch_size, seq_len or max_vocab")
 
 
 # The write-up's recipe: batches of 128 random prefix -> next-word pairs, loss on the last step

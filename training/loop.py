@@ -5,7 +5,8 @@ Two recipes share the model, the optimizer and the validation code:
 - ``seed``: the write-up's method. Each step draws ``batch_size`` random prefix -> next-word
   pairs, pre-padded to the longest prefix, and scores only the word after each prefix. Each
   batch starts from a zero state (the write-up carried one random batch's state into the next,
-  unrelated batch).
+  unrelated batch). A prefix longer than ``max_prefix`` words keeps only its last ones, so one
+  long paragraph cannot make every step read thousands of words.
 - ``windows``: each step scores every position of ``batch_size`` contiguous windows, so one step
   learns from ``batch_size x seq_len`` targets instead of ``batch_size``. With
   ``window_order="sequential"`` the windows are consecutive chunks of fixed rows and the state
@@ -35,11 +36,13 @@ from lstm_core.memorization import extractable_memorization
 from lstm_core.model import LSTMLanguageModel, ModelConfig
 from lstm_core.text import PARAGRAPH, tokenize
 from lstm_core.vocab import Vocabulary
-from training.config import TrainConfig
+from training.config import TrainConfig, check_model_size
 from training.distributed import World, init_world, wrap
 from training.ntasgd import WeightAverage
 
 CHECKPOINT_FORMAT = 1
+PAIR_ELEMENTS = 50_000_000  # seed recipe: the most ids all prefix pairs together may hold
+EVAL_ROW_TOKENS, EVAL_ROWS = 512, 16  # validation: a long tail is read in up to 16 rows of 512+
 
 
 @dataclass
@@ -91,6 +94,18 @@ def model_config_for(config: TrainConfig, vocab_size: int) -> ModelConfig:
         tar=config.tar, label_smoothing=config.label_smoothing)
 
 
+def check_config(config: TrainConfig, text: str, corpus: Corpus | None = None) -> Corpus:
+    """Refuse (ValueError) what ``Trainer(config, text)`` would refuse, without building the
+    model: the device, the text, the model's size and settings, the batches. Returns the
+    corpus (pass it back for another config with the same tokenizer and vocabulary)."""
+    pick_device(config.device)
+    corpus = corpus or Corpus.from_text(text, config)
+    check_model_size(config, len(corpus.vocab))
+    model_config_for(config, len(corpus.vocab))  # ModelConfig's own checks
+    Batches(corpus, config, torch.Generator())
+    return corpus
+
+
 class Batches:
     """Endless training batches for a recipe: each call returns (x, targets, carry_state).
 
@@ -105,7 +120,8 @@ class Batches:
             raise ValueError(f"batch_size {config.batch_size} must divide evenly among "
                              f"{world.size} processes")
         if config.recipe == "seed":
-            self.inputs, self.targets = prefix_pairs(corpus.train_paragraphs())
+            self.inputs, self.targets = bounded_prefix_pairs(corpus.train_paragraphs(),
+                                                             config.max_prefix)
         elif config.window_order == "sequential":
             self.chunks = SequentialBatches(corpus.train_ids, config.batch_size, config.seq_len)
             self._iter = iter(self.chunks)
@@ -135,15 +151,45 @@ class Batches:
         return x, y, False
 
 
+def bounded_prefix_pairs(paragraphs: list[list[int]], max_prefix: int) -> tuple[Tensor, Tensor]:
+    """``lstm_core.data.prefix_pairs`` with every prefix cut to its last ``max_prefix`` words.
+
+    The first ``max_prefix`` targets of a paragraph see their whole prefix (prefix_pairs of the
+    paragraph's head); each later target sees the window of ``max_prefix`` words before it::
+
+        paragraph 5 6 7 8 9, max_prefix 2:
+        x = [[pad, 5], [5, 6],   (the head 5 6 7)     y = [6, 7,
+             [6, 7], [7, 8]]     (the windows)             8, 9]
+
+    With no paragraph longer than max_prefix + 1 words this is prefix_pairs itself. Returns
+    ``x`` (N, min(longest prefix, max_prefix)) and ``y`` (N,).
+    """
+    longest = max((len(p) - 1 for p in paragraphs), default=0)
+    pairs = sum(max(len(p) - 1, 0) for p in paragraphs)
+    if pairs * min(longest, max_prefix) > PAIR_ELEMENTS:
+        raise ValueError(
+            f"prefix pairs would need {pairs:,} x {min(longest, max_prefix):,} ids (more than "
+            f"{PAIR_ELEMENTS:,}): the seed recipe gives every word a row of its prefix; use the "
+            "windows recipe for a text this long, or a smaller max_prefix")
+    x, y = prefix_pairs([p[: max_prefix + 1] for p in paragraphs])
+    windows = [torch.tensor(p).unfold(0, max_prefix + 1, 1)[1:] for p in paragraphs
+               if len(p) > max_prefix + 1]  # each (len(p) - max_prefix - 1, max_prefix + 1)
+    if windows:
+        rows = torch.cat(windows)
+        x, y = torch.cat([x, rows[:, :-1]]), torch.cat([y, rows[:, -1]])
+    return x, y
+
+
 @torch.inference_mode()
 def token_losses(model: LSTMLanguageModel, ids: Tensor, seq_len: int,
-                 device: torch.device) -> Tensor:
-    """The next-token loss at every position of ``ids`` (len(ids) - 1 values, on the CPU), read
-    in order with the state carried throughout, in eval mode."""
+                 device: torch.device, rows: int = 1) -> Tensor:
+    """The next-token loss at every position of ``ids`` (on the CPU), read in order with the
+    state carried throughout, in eval mode. ``rows`` > 1 cuts ``ids`` into that many rows read
+    side by side (``SequentialBatches``), each carrying its own state: fewer, wider steps."""
     was_training = model.training
     model.eval()
     losses, state = [], None
-    for x, y in SequentialBatches(ids, batch_size=1, seq_len=max(seq_len, 64)):
+    for x, y in SequentialBatches(ids, batch_size=rows, seq_len=max(seq_len, 64)):
         logits, _, state = model(x.to(device), state=state)
         losses.append(torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.size(-1)), y.to(device).reshape(-1),
@@ -152,11 +198,20 @@ def token_losses(model: LSTMLanguageModel, ids: Tensor, seq_len: int,
     return torch.cat(losses)
 
 
-def evaluate(model: LSTMLanguageModel, ids: Tensor, seq_len: int, device: torch.device) -> float:
-    """Mean next-token loss over ``ids``, read in order with the state carried throughout."""
+def evaluate(model: LSTMLanguageModel, ids: Tensor, seq_len: int, device: torch.device,
+             max_tokens: int = 0) -> float:
+    """Mean next-token loss over ``ids`` (its first ``max_tokens``, unless 0), read in order
+    with the state carried throughout.
+
+    ``ids`` of two rows of EVAL_ROW_TOKENS or more are read as up to EVAL_ROWS rows side by
+    side, each carrying its own state: the same figure but for each row's first words, in a
+    fraction of the time (read one word at a time, a long tail took a minute per eval).
+    """
+    ids = ids[:max_tokens] if max_tokens else ids
     if len(ids) < 2:
         return math.nan
-    return token_losses(model, ids, seq_len, device).double().mean().item()
+    rows = max(1, min(EVAL_ROWS, len(ids) // EVAL_ROW_TOKENS))
+    return token_losses(model, ids, seq_len, device, rows).double().mean().item()
 
 
 def on_cpu(value):
@@ -180,6 +235,7 @@ class Trainer:
         self.world = init_world(self.device)
         vocab = Vocabulary.from_dict(checkpoint["vocab"]) if checkpoint else None
         self.corpus = Corpus.from_text(text, config, vocab)
+        check_model_size(config, len(self.corpus.vocab))  # before a weight is allocated
         torch.manual_seed(config.seed)
         self.model = LSTMLanguageModel(model_config_for(config, len(self.corpus.vocab)))
         if config.unigram_bias:  # a checkpoint, if any, overwrites it below
@@ -308,7 +364,8 @@ class Trainer:
         metrics = window.metrics(self.optimizer.param_groups[0]["lr"])
         # With NT-ASGD averaging, the averaged weights are the model: validate and save those.
         with self.average.swapped_in() if self.average else contextlib.nullcontext():
-            val_loss = evaluate(self.model, self.corpus.val_ids, self.config.seq_len, self.device)
+            val_loss = evaluate(self.model, self.corpus.val_ids, self.config.seq_len, self.device,
+                                self.config.eval_tokens)
             improved = self._track_validation(val_loss, metrics)
             metrics.update(self._memorization_figures())
             metrics["best_step"] = float(self.best_step)

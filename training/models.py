@@ -15,12 +15,13 @@ import pandas as pd
 
 from training.checkpoints import MODEL_FILE
 from training.config import PROJECT_ROOT
-from training.runs import get_run, resolve_run_id
+from training.runs import get_run, is_alive, resolve_run_id, run_process
 from training.store import (  # mlflow from here: imported after the settings it reads
     MlflowClient,
     artifact_path,
     mlflow,
     sha256_text,
+    writing,
 )
 
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")  # the pyfunc model, "from code"
@@ -85,22 +86,35 @@ def log_text_dataset(text: str, source: str, name: str) -> None:
 
 
 def run_model_id(run_id: str) -> str:
-    """The id (``m-...``) of the MLflow model a run logged; a clear error when it has none."""
+    """The id (``m-...``) of the MLflow model a run logged; a clear error when it has none,
+    with the reason: a run logs its model only once it has trained to its end."""
+    run = get_run(run_id)
     models = mlflow.search_logged_models(
-        experiment_ids=[get_run(run_id).info.experiment_id],
+        experiment_ids=[run.info.experiment_id],
         filter_string=f"source_run_id = '{run_id}'", output_format="list",
         order_by=[{"field_name": "creation_timestamp", "ascending": False}])  # the newest
-    if not models:
-        raise ValueError(f"Run {run_id} has no logged MLflow model (it was trained before "
-                         f"runs logged one); retrain it to register it")
-    return models[0].model_id
+    if models:
+        return models[0].model_id
+    step = run.data.metrics.get("step")
+    at = f" at step {step:.0f}" if step is not None else " before its first step"
+    if is_alive(run):
+        why = f"it is still training ({run_process(run)}): register it once it has finished"
+    elif run.info.status == "FINISHED":
+        why = "it was trained before runs logged one: retrain it to register it"
+    else:
+        status = "INTERRUPTED" if run.info.status == "RUNNING" else run.info.status
+        why = (f"it ended {status}{at}, and a run logs its model only when it trains to its "
+               f"end: finish it with python -m training --resume {run_id[:8]} (its "
+               f"checkpoint is kept), then register it")
+    raise ValueError(f"Run {run_id} has no logged MLflow model: {why}")
 
 
 def register_run_model(reference: str, name: str, alias: str | None = None) -> str:
     """Register the model a run logged under ``name`` (and ``alias``); returns the version."""
     run_id = resolve_run_id(reference)
     model_id = run_model_id(run_id)
-    version = mlflow.register_model(f"models:/{model_id}", name).version
-    if alias:
-        MlflowClient().set_registered_model_alias(name, alias, version)
+    with writing("register a model"):  # a read-only store: one line, not SQLAlchemy's page
+        version = mlflow.register_model(f"models:/{model_id}", name).version
+        if alias:
+            MlflowClient().set_registered_model_alias(name, alias, version)
     return str(version)

@@ -14,8 +14,12 @@ Importing this module sets MLflow's environment (below) before MLflow itself is 
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import gc
 import hashlib
 import html
+import logging
 import os
 import shutil
 import sqlite3
@@ -37,6 +41,17 @@ for _name, _value in HTTP_RETRY_SETTINGS.items():
     os.environ.setdefault(_name, _value)
 import mlflow  # noqa: E402  (after the environment settings above, which it reads on import)
 from mlflow.tracking import MlflowClient  # noqa: E402
+
+
+class _RaisedAnyway(logging.Filter):
+    """MLflow's SQL store logs a database error (read-only, full, locked) with its whole
+    traceback, then raises it; the raise is what this project reports, in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("SQLAlchemy database error")
+
+
+logging.getLogger("mlflow.store.db.utils").addFilter(_RaisedAnyway())
 
 EXPERIMENT = "lstm-language-model"
 # Makes `mlflow ui` open the experiment in its model-training view, not the GenAI one.
@@ -171,7 +186,97 @@ def _copy_committed_store(digest: str) -> None:
 
 
 class StoreError(ValueError):
-    """The tracking store cannot be used (locked, read-only, unreachable, not a store)."""
+    """The tracking store cannot be used (locked, read-only, full, damaged, unreachable)."""
+
+
+# The errors that mean the store itself failed, not the caller: a read-only, full, locked or
+# damaged database, a disk or quota that is full, a tracking server that does not answer.
+STORE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+
+
+def store_reason(err: BaseException) -> str | None:
+    """Why the store failed, in one line, when ``err`` (or what caused it) is a failure of the
+    store itself; None for any other error (a bug, a bad argument)."""
+    import requests  # MLflow's own HTTP client
+    import sqlalchemy.exc  # MLflow's SQL stores
+
+    seen = err
+    while seen is not None:
+        if isinstance(seen, sqlalchemy.exc.SQLAlchemyError):  # .orig: the driver's own error
+            return one_line(getattr(seen, "orig", None) or seen)
+        if isinstance(seen, sqlite3.Error) or isinstance(seen, (requests.ConnectionError,
+                                                               requests.Timeout)):
+            return one_line(seen)
+        if isinstance(seen, OSError) and seen.errno in STORE_ERRNOS:
+            return os.strerror(seen.errno)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def store_error(err: BaseException, doing: str) -> StoreError | None:
+    """A one-line StoreError ("The MLflow store X cannot <doing>: <why>") when ``err`` is a
+    failure of the store itself (``store_reason``), else None."""
+    if isinstance(err, StoreError):
+        return err
+    reason = store_reason(err)
+    return None if reason is None else StoreError(
+        f"The MLflow store {tracking_uri()} cannot {doing}: {reason}")
+
+
+@contextlib.contextmanager
+def writing(doing: str):
+    """Turn a failure of the store while ``doing`` (e.g. "register a model") into one line."""
+    try:
+        yield
+    except Exception as err:
+        failure = store_error(err, doing)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def end_active_run(status: str = "FINISHED") -> str:
+    """End the active MLflow run with ``status``: "" when done, else why the store refused
+    (one line). MLflow forgets the active run even when the store refuses."""
+    try:
+        mlflow.end_run(status=status)
+    except Exception as err:
+        reason = store_reason(err)
+        if reason is None:
+            raise
+        return reason
+    return ""
+
+
+_CHECKED_FILES: set[Path] = set()  # SQLite stores that passed PRAGMA quick_check in this process
+
+
+def check_integrity(db: Path) -> None:
+    """Refuse a damaged SQLite store: ``PRAGMA quick_check``, once per file per process.
+
+    A database with a page overwritten still opens and answers some queries, then fails on
+    others: MLflow would train into it and tracebacks would follow. Opened read-only here, so
+    a missing file is not created and nothing is ever changed.
+    """
+    db = db.resolve()
+    if db in _CHECKED_FILES or not db.is_file():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True,
+                                                timeout=10)) as conn:
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+    except sqlite3.OperationalError as err:
+        if "locked" in str(err):  # busy, not damaged: check again next time
+            return
+        problems = [one_line(err)]
+    except sqlite3.DatabaseError as err:  # "file is not a database", "disk image is malformed"
+        problems = [one_line(err)]
+    if problems != ["ok"]:
+        raise StoreError(
+            f"The MLflow store {db} is damaged (SQLite's quick_check: {one_line(problems[0], 120)}): "
+            f"restore it from a backup, or move it aside (or delete it) to start with an empty "
+            f"store; this program does not change it")
+    _CHECKED_FILES.add(db)
 
 
 def open_store() -> str:
@@ -183,6 +288,7 @@ def open_store() -> str:
             _ensure_working_copy()
         if root is not None:
             _sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
+            check_integrity(_sqlite_path(uri))
             _relocate(_sqlite_path(uri), root)
         mlflow.set_tracking_uri(uri)
         experiment = mlflow.get_experiment_by_name(EXPERIMENT)
@@ -220,12 +326,18 @@ def local_path(uri: str) -> Path | None:
 def save_artifact_file(run_id: str, name: str, write) -> None:
     """Write an artifact atomically: ``write(path)`` fills a temporary file that is then renamed.
 
-    A process killed mid-write leaves the previous version intact, never half a file.
+    A process killed mid-write leaves the previous version intact, never half a file. A write
+    that fails (a full disk, a quota, a folder turned read-only) leaves no partial file behind
+    and raises one line (StoreError).
     """
     folder = local_artifact_dir(run_id)
     if folder is None:  # a remote store: write locally, then upload through MLflow
         with tempfile.TemporaryDirectory() as tmp:
-            write(Path(tmp) / name)
+            try:
+                write(Path(tmp) / name)
+            except (OSError, RuntimeError) as err:
+                raise StoreError(f"Could not write {name} of run {run_id}: "
+                                 f"{_write_failure(err, Path(tmp))}") from None
             mlflow.log_artifact(str(Path(tmp) / name), run_id=run_id)
         return
     partial = folder / f".{name}.partial"  # same folder, so the rename below is atomic
@@ -233,10 +345,31 @@ def save_artifact_file(run_id: str, name: str, write) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         write(partial)
         os.replace(partial, folder / name)
-    except OSError as err:  # a full disk, a quota, a folder turned read-only
-        partial.unlink(missing_ok=True)
-        reason = os.strerror(err.errno) if err.errno else one_line(err)
-        raise StoreError(f"Could not write {name} of run {run_id}: {reason}") from None
+        return
+    # torch.save raises RuntimeError ("unexpected pos ...", "file write failed") where a file
+    # write raises OSError.
+    except (OSError, RuntimeError) as err:
+        failure = f"Could not write {name} of run {run_id}: {_write_failure(err, folder)}"
+    # Out of the except block, the error's traceback is gone, and with it torch's writer that
+    # held the partial file open: removing it now gives its room back (on a full disk, the
+    # room the database needs to record that the run failed).
+    gc.collect()
+    partial.unlink(missing_ok=True)
+    raise StoreError(failure)
+
+
+FULL_BELOW = 1 << 20  # bytes: a disk with less free is taken for full when a write failed
+
+
+def _write_failure(err: BaseException, folder: Path) -> str:
+    """Why a write into ``folder`` failed, for people: the OS's words, or "No space left on
+    device" for torch's own wording of it."""
+    if isinstance(err, OSError) and err.errno:
+        return os.strerror(err.errno)
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(folder).free < FULL_BELOW:
+            return f"{os.strerror(errno.ENOSPC)} ({one_line(err, 80)})"
+    return one_line(err)
 
 
 def artifact_path(run_id: str, name: str) -> Path:

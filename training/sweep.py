@@ -14,14 +14,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import signal
 import sys
 from dataclasses import fields
 
-import mlflow
 import pandas as pd
 
+from lstm_core.text import read_text
 from training.config import TrainConfig, add_config_flags
-from training.store import open_store
+from training.store import StoreError, end_active_run, mlflow, open_store, writing
 
 MAX_RUNS = 24  # a bound on the grid: each child is a full training run
 # The settings a sweep varies: flag name -> (TrainConfig field, value type).
@@ -46,23 +47,63 @@ def run_sweep(values: dict[str, list], overrides: dict | None = None, name: str 
               on_child=print) -> str:
     """Train every grid point as a child of one parent run; returns the parent's run id.
 
-    overrides: settings shared by every child, on top of each child's recipe defaults.
+    overrides: settings shared by every child, on top of each child's recipe defaults. The
+    corpus and every point's config are checked before the parent run is created. Ctrl-C or
+    SIGTERM end the child in training and the parent KILLED, then raise ``Interrupted``.
     """
-    from training.tracking import train_run  # heavy imports only once a sweep really runs
+    from training.tracking import Interrupted, signals_stop_between_steps, train_run  # heavy
 
     points = grid_points(values)
-    # Every config is built (and so validated) before the first run starts.
-    configs = [TrainConfig.for_recipe(point.get("recipe", "windows"), **{**(overrides or {}), **{
-        k: v for k, v in point.items() if k != "recipe"}}) for point in points]
+    configs = checked_configs(points, overrides or {})
     experiment_id = open_store()
-    with mlflow.start_run(run_name=name, experiment_id=experiment_id) as parent:
-        mlflow.set_tag("sweep", "parent")
-        mlflow.log_params({f"grid.{k}": " ".join(map(str, v)) for k, v in values.items() if v})
-        for point, config in zip(points, configs, strict=True):
-            label = " ".join(f"{k}={v}" for k, v in point.items())
-            run_id = train_run(config, run_name=f"{name}: {label}", on_log=lambda line: None)
-            on_child(f"{label}: {run_id}")
+    with writing("start a run"):
+        parent = mlflow.start_run(run_name=name, experiment_id=experiment_id)
+    try:
+        with writing("record the sweep"):
+            mlflow.set_tag("sweep", "parent")
+            mlflow.log_params({f"grid.{k}": " ".join(map(str, v)) for k, v in values.items() if v})
+        # A signal between two children stops the sweep before the next (one during a child
+        # is that child's: it stops between two steps, then raises Interrupted).
+        with signals_stop_between_steps() as signals:
+            for point, config in zip(points, configs, strict=True):
+                if signals:
+                    raise Interrupted(signals[0])
+                label = " ".join(f"{k}={v}" for k, v in point.items())
+                run_id = train_run(config, run_name=f"{name}: {label}", on_log=lambda line: None)
+                on_child(f"{label}: {run_id}")
+    except KeyboardInterrupt as err:  # the child in training, if any, has ended KILLED
+        end_active_run("KILLED")
+        raise Interrupted(getattr(err, "signum", signal.SIGINT), parent.info.run_id) from None
+    except Exception:
+        end_active_run("FAILED")
+        raise
+    unclosed = end_active_run("FINISHED")
+    if unclosed:
+        raise StoreError(f"The sweep's runs are trained, but its parent run "
+                         f"{parent.info.run_id} could not be closed: {unclosed}")
     return parent.info.run_id
+
+
+def checked_configs(points: list[dict], overrides: dict) -> list[TrainConfig]:
+    """Each grid point's config, refused (one line naming the point) when it or its text would
+    fail a child (its corpus, its model, its batches): before the first child trains."""
+    from training.loop import check_config
+
+    configs, texts, corpora = [], {}, {}
+    for point in points:
+        label = " ".join(f"{k}={v}" for k, v in point.items())
+        try:
+            config = TrainConfig.for_recipe(point.get("recipe", "windows"), **{
+                **overrides, **{k: v for k, v in point.items() if k != "recipe"}})
+            if config.corpus not in texts:
+                texts[config.corpus] = read_text(config.corpus)
+            key = (config.corpus, config.tokenizer, config.min_count, config.max_vocab,
+                   config.val_fraction)  # what the corpus's vocabulary and split depend on
+            corpora[key] = check_config(config, texts[config.corpus], corpora.get(key))
+        except ValueError as err:
+            raise ValueError(f"grid point {label}: {err}") from None
+        configs.append(config)
+    return configs
 
 
 def sweep_points(parent_run_id: str | None = None) -> pd.DataFrame:
@@ -114,7 +155,14 @@ def main(argv: list[str] | None = None) -> int:
                  if f.name not in GRID and getattr(args, f.name) is not None}
     try:
         parent_id = run_sweep(values, overrides, args.name)
-    except ValueError as err:
+    except KeyboardInterrupt as err:  # tracking.Interrupted: Ctrl-C or SIGTERM
+        signum, parent = getattr(err, "signum", signal.SIGINT), getattr(err, "run_id", None)
+        what = (f"the sweep's parent run {parent} and the child in training, if any, are marked "
+                "KILLED (a child with its last checkpoint)" if parent
+                else "before the sweep's parent run was created")
+        print(f"\ninterrupted ({signal.Signals(signum).name}): {what}", file=sys.stderr)
+        return 128 + signum
+    except (ValueError, OSError) as err:  # OSError: a corpus that is missing or a folder
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"run_id={parent_id}")

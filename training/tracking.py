@@ -8,6 +8,7 @@ A heartbeat in the run's tags lets ``training.runs.list_runs`` tell a live run f
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -16,6 +17,7 @@ import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import mlflow
 import torch
@@ -36,17 +38,24 @@ from training.config import TrainConfig
 from training.distributed import is_main_process
 from training.loop import Trainer
 from training.models import log_run_model, log_text_dataset
-from training.runs import Heartbeat, get_run, is_alive, run_process
+from training.runs import Heartbeat, get_run, is_alive, resolve_run_id, run_process
 from training.store import (
     StoreError,
     artifact_path,
+    end_active_run,
+    one_line,
     open_store,
     project_relative,
     save_artifact_file,
     sha256_text,
+    store_error,
+    writing,
 )
 
 SAMPLE_LENGTH = 100  # tokens in the greedy sample whose novelty is logged at the end
+# Passages tested for extractable memorization at the end, spread evenly over the text: the
+# project's corpora have about 200, a 2 MB upload 15,000 (all of them took half a minute).
+FINAL_MEMORIZATION_WINDOWS = 256
 FLOW_PASSAGES, FLOW_LENGTH = 8, 60  # gradient flow: passages of the text, words read in each
 GRADIENT_FLOW_FILE = "gradient_flow.json"
 
@@ -88,11 +97,17 @@ def _log_final_figures(run_id: str, trainer: Trainer, model_id: str) -> dict[str
     figures = {}
     if len(trainer.corpus.train_ids) >= cfg.memorization_prefix + cfg.memorization_suffix:
         # The saved (best) model and the weights training ended with: the gap between the two
-        # is what keeping the best checkpoint saved from recitation.
-        for key, which in (("extractable_memorization", model),
-                           ("extractable_memorization_last", trainer.model)):
-            figures[key] = extractable_memorization(
-                which, trainer.corpus.train_ids, cfg.memorization_prefix, cfg.memorization_suffix)
+        # is what keeping the best checkpoint saved from recitation. The same weights (the
+        # seed recipe's, or a best at the last step) are measured once.
+        def rate(which):
+            return extractable_memorization(
+                which, trainer.corpus.train_ids, cfg.memorization_prefix, cfg.memorization_suffix,
+                max_windows=FINAL_MEMORIZATION_WINDOWS)
+
+        figures["extractable_memorization"] = rate(model)
+        same = best["step"] == trainer.step and trainer.average is None
+        figures["extractable_memorization_last"] = (figures["extractable_memorization"] if same
+                                                    else rate(trainer.model))
     prompt = source_ids[:1].tolist()
     sample = list(stream_ids(model, prompt, SamplingConfig(max_new_tokens=SAMPLE_LENGTH)))
     report = analyze(vocab.decode(sample), vocab.decode(source_ids.tolist()))  # generated words only
@@ -162,15 +177,16 @@ def flow_figure(curves: dict[str, tuple[dict, str, str]], title: str, *,
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) or SIGTERM stopped a run between steps; it ended KILLED, checkpoint saved."""
+    """Ctrl-C (SIGINT) or SIGTERM stopped run ``run_id`` between steps; it ended KILLED, its
+    checkpoint saved."""
 
-    def __init__(self, signum: int = signal.SIGINT):
+    def __init__(self, signum: int = signal.SIGINT, run_id: str | None = None):
         super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+        self.signum, self.run_id = signum, run_id
 
 
 @contextmanager
-def _signals_stop_between_steps():
+def signals_stop_between_steps():
     """While training, Ctrl-C (SIGINT) or SIGTERM sets a flag that the loop checks after each step.
 
     Interrupting at an arbitrary point could land inside an MLflow write and leave the store
@@ -214,18 +230,38 @@ def _load_resume(run_id: str, steps: int | None) -> tuple[TrainConfig, str, dict
 
 
 def _end_killed(run_id: str, trainer: Trainer) -> None:
-    _save_checkpoint(run_id, "last", trainer.checkpoint())
-    mlflow.end_run(status="KILLED")
+    """Save the last checkpoint, then end the run KILLED: a KILLED run always has one. When the
+    checkpoint cannot be written the run ends FAILED instead, and that is raised."""
+    try:
+        _save_checkpoint(run_id, "last", trainer.checkpoint())
+    except Exception as err:
+        _raise_failed(run_id, trainer, err)
+    unclosed = end_active_run("KILLED")
+    if unclosed:
+        raise StoreError(f"Run {run_id} was stopped with its checkpoint saved (step "
+                         f"{trainer.step}), but the store could not mark it KILLED: {unclosed}; "
+                         f"{STAYS_RUNNING}")
 
 
-def _end_failed(run_id: str, trainer: Trainer) -> None:
-    """Keep what can be kept, but never let a second error (a full disk) hide the first."""
+STAYS_RUNNING = "it stays RUNNING (listed as INTERRUPTED once this process has exited)"
+
+
+def _raise_failed(run_id: str, trainer: Trainer, err: Exception) -> NoReturn:
+    """End the run FAILED, keeping what can be kept, and raise ``err``; as one line
+    (StoreError) when the store itself failed or the run could not be closed. A second error
+    (a full disk) never hides the first. The run is closed first: on a full disk, a checkpoint
+    written first would take the little room the database needs to record that."""
+    unclosed = end_active_run("FAILED")
     if trainer.step > 0:
-        try:
+        with contextlib.suppress(StoreError):
             _save_checkpoint(run_id, "last", trainer.checkpoint())
-        except StoreError:
-            pass
-    mlflow.end_run(status="FAILED")
+    failure = store_error(err, "record the run")
+    if unclosed:
+        raise StoreError(f"{one_line(failure or err, 400)}; run {run_id} could not be closed "
+                         f"either ({unclosed}): {STAYS_RUNNING}") from err
+    if failure is not None:
+        raise StoreError(f"{failure}; run {run_id} ended FAILED") from None
+    raise err
 
 
 def train_run(
@@ -248,9 +284,14 @@ def train_run(
     on_step(step, total, loss) is called every step (for progress bars); on_log(line) once per
     log interval with the same numbers that go to MLflow. Setting stop_event stops training
     between steps: the last checkpoint is saved, the run ends KILLED and its id is returned.
-    Ctrl-C or SIGTERM (main thread only) do the same, then raise ``Interrupted``.
+    Ctrl-C or SIGTERM (main thread only) do the same, then raise ``Interrupted``. A caller
+    that stopped a run reads how it ended from ``training.runs.get_run(run_id).info.status``:
+    KILLED only once its last checkpoint is saved; RUNNING while the step under way, the last
+    evaluation or that checkpoint is not done yet.
     tags are set on the run as it is created (or resumed); on_start(run_id) is called as soon
-    as the run exists, before anything is logged to it.
+    as the run exists, before anything is logged to it. ``resume`` takes anything
+    ``training.runs.resolve_run_id`` does (an id prefix, a run name). A store that cannot be
+    written (read-only, full, locked) raises StoreError, one line.
     """
     checkpoint, text_is_the_corpus = None, text is None
     if not resume:
@@ -261,6 +302,7 @@ def train_run(
     # Under torchrun only rank 0 creates or changes the store; the others at most read from it.
     experiment_id = open_store() if is_main_process() or resume else None
     if resume:
+        resume = resolve_run_id(resume)  # a prefix or a name, as every other reference
         config, text, checkpoint = _load_resume(resume, steps)
     source = _dataset_source(config.corpus, None if text_is_the_corpus else text)
     # Logged (params, checkpoints) relative to the project, never as this machine's folder.
@@ -269,63 +311,85 @@ def train_run(
     if not trainer.world.is_main:  # under torchrun, only rank 0 logs and writes checkpoints
         trainer.run()
         return ""
-
-    # A run started while another is active (training.sweep's parent) is nested under it.
-    with mlflow.start_run(run_id=resume, run_name=None if resume else run_name,
-                          experiment_id=experiment_id, tags=tags,
-                          nested=mlflow.active_run() is not None) as active:
-        run_id = active.info.run_id
-        if on_start:
-            on_start(run_id)
-        heartbeat = Heartbeat(run_id)  # so a run whose process died shows as interrupted
-        if not resume:
-            _log_run_setup(run_id, config, trainer, text, corpus_name)
-            log_text_dataset(text, source, corpus_name or Path(config.corpus).name)
-
-        def log(step, metrics):
-            mlflow.log_metrics({**metrics, "step": float(step)}, step=step)
-            on_log(_log_line(step, config.steps, metrics))
-
-        def step_done(step, loss):
-            heartbeat.beat()
-            if on_step:
-                on_step(step, config.steps, loss)
-
-        stopped_by_caller = []
-
-        def should_stop():
-            if stop_event is not None and stop_event.is_set():
-                stopped_by_caller.append(True)
-            return bool(signals or stopped_by_caller)
-
-        try:
-            with _signals_stop_between_steps() as signals:
-                trainer.run(on_log=log, on_step=step_done, should_stop=should_stop,
-                            on_checkpoint=lambda name, ckpt: _save_checkpoint(run_id, name, ckpt))
-            if signals:
-                raise Interrupted(signals[0])
-            if stopped_by_caller:
-                _end_killed(run_id, trainer)
-                on_log(f"stopped at step {trainer.step}: the run is KILLED, its checkpoint saved")
-                return run_id
-            words = trainer.corpus.vocab.decode(trainer.corpus.train_ids[:100].tolist())
-            first_word = next((w for w in words if w.isalpha()), words[0])
-            model_id = log_run_model(run_id, example_prompt=first_word)
-            figures = _log_final_figures(run_id, trainer, model_id)
-            mlflow.set_tag("mlflow.note.content",
-                           describe_run(config, corpus_name or Path(config.corpus).name,
-                                        trainer.step, figures))
-            on_log(" | ".join(f"{k} {format_number(v)}" for k, v in figures.items()))
-            on_log(saved_model_note(trainer))
-        except KeyboardInterrupt:
-            _end_killed(run_id, trainer)
-            raise
-        except Exception:
-            _end_failed(run_id, trainer)
-            raise
-        finally:
+    with writing("start a run"):
+        # A run started while another is active (training.sweep's parent) is nested under it.
+        active = mlflow.start_run(run_id=resume, run_name=None if resume else run_name,
+                                  experiment_id=experiment_id, tags=tags,
+                                  nested=mlflow.active_run() is not None)
+    run_id = active.info.run_id
+    heartbeat, stopped_by_caller = None, False
+    try:
+        # From here until training ends, Ctrl-C or SIGTERM stop the run between two steps.
+        with signals_stop_between_steps() as signals:
+            if on_start:
+                on_start(run_id)
+            heartbeat = Heartbeat(run_id)  # so a run whose process died shows as interrupted
+            if not resume:
+                _log_run_setup(run_id, config, trainer, text, corpus_name)
+                log_text_dataset(text, source, corpus_name or Path(config.corpus).name)
+            stopped_by_caller = _train(trainer, run_id, heartbeat, signals, on_step, on_log,
+                                       stop_event)
+        if signals:
+            raise Interrupted(signals[0], run_id)
+        if not stopped_by_caller:
+            _finish(run_id, trainer, corpus_name, on_log)
+    except KeyboardInterrupt:
+        _end_killed(run_id, trainer)
+        raise
+    except Exception as err:
+        _raise_failed(run_id, trainer, err)
+    finally:
+        if heartbeat is not None:
             heartbeat.stop()
+    if stopped_by_caller:
+        _end_killed(run_id, trainer)
+        on_log(f"stopped at step {trainer.step}: the run is KILLED, its checkpoint saved")
+        return run_id
+    unclosed = end_active_run("FINISHED")
+    if unclosed:
+        raise StoreError(f"Run {run_id} finished with its model saved, but the store could not "
+                         f"mark it FINISHED: {unclosed}; {STAYS_RUNNING}")
     return run_id
+
+
+def _train(trainer: Trainer, run_id: str, heartbeat: Heartbeat, signals: list[int], on_step,
+           on_log, stop_event: threading.Event | None) -> bool:
+    """Run the training loop, logging to the active run; returns whether stop_event ended it."""
+    config = trainer.config
+
+    def log(step, metrics):
+        mlflow.log_metrics({**metrics, "step": float(step)}, step=step)
+        on_log(_log_line(step, config.steps, metrics))
+
+    def step_done(step, loss):
+        heartbeat.beat()
+        if on_step:
+            on_step(step, config.steps, loss)
+
+    stopped_by_caller = []
+
+    def should_stop():
+        if stop_event is not None and stop_event.is_set():
+            stopped_by_caller.append(True)
+        return bool(signals or stopped_by_caller)
+
+    trainer.run(on_log=log, on_step=step_done, should_stop=should_stop,
+                on_checkpoint=lambda name, ckpt: _save_checkpoint(run_id, name, ckpt))
+    return bool(stopped_by_caller) and not signals
+
+
+def _finish(run_id: str, trainer: Trainer, corpus_name: str | None, on_log) -> None:
+    """What a run that trained to its end logs: its MLflow model, final figures, description."""
+    config = trainer.config
+    words = trainer.corpus.vocab.decode(trainer.corpus.train_ids[:100].tolist())
+    first_word = next((w for w in words if w.isalpha()), words[0])
+    model_id = log_run_model(run_id, example_prompt=first_word)
+    figures = _log_final_figures(run_id, trainer, model_id)
+    mlflow.set_tag("mlflow.note.content",
+                   describe_run(config, corpus_name or Path(config.corpus).name, trainer.step,
+                                figures))
+    on_log(" | ".join(f"{k} {format_number(v)}" for k, v in figures.items()))
+    on_log(saved_model_note(trainer))
 
 
 def saved_model_note(trainer: Trainer) -> str:
