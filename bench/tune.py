@@ -1,6 +1,6 @@
 """Choosing the windows recipe's schedule and regularizers on the TUNING text only.
 
-    python -m bench.tune schedule|regularizers|generalize [--seconds 25] [--only N]
+    python -m bench.tune schedule|regularizers|generalize|vocabulary [--seconds 25] [--only N]
 
 Every setting trains on corpus/lighthouse_keeper.txt (last 10% held out) for the same CPU-time
 budget as bench.heldout measures (``time.thread_time()``, one torch thread) and prints its best
@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from bench.heldout import AWD, classic, ours
+from bench.heldout import AWD, RECOMMENDED, classic, ours
 from bench.table import print_table
 from lstm_core.text import read_text
 from training.config import DEFAULT_CORPUS
@@ -100,7 +100,13 @@ GENERALIZE = {
     "AWD, eval 5, label smoothing 0.1, batch 64": {**AWD5, "label_smoothing": 0.1,
                                                    "batch_size": 64},
 }
-GRIDS = {"schedule": SCHEDULES, "regularizers": REGULARIZERS, "generalize": GENERALIZE}
+# The vocabulary's min_count (words rarer in the training part read <unk>), for both sides on
+# the same ids: the classic recipe (marked "classic") and the recommended one (bench.heldout).
+VOCABULARY = {f"{side}, min_count {n}": {"classic": True, "min_count": n} if side == "classic"
+              else {**RECOMMENDED, "min_count": n}
+              for n in (1, 2, 3) for side in ("classic", "recommended")}
+GRIDS = {"schedule": SCHEDULES, "regularizers": REGULARIZERS, "generalize": GENERALIZE,
+         "vocabulary": VOCABULARY}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     for i, (name, overrides) in enumerate(GRIDS[args.grid].items()):
         if args.only and i not in args.only:
             continue
-        score = classic(text, args.seconds) if overrides is None else \
-            ours(text, args.seconds, **{**overrides, **common})
+        if overrides is None or overrides.get("classic"):
+            score = classic(text, args.seconds, min_count=(overrides or {}).get("min_count", 1))
+        else:
+            score = ours(text, args.seconds, **{**overrides, **common})
         rows.append((name, f"{args.seconds:.0f} CPU s", f"{math.exp(score.loss):.1f} ({score.steps})"))
         print(f"done: {rows[-1]}", flush=True)
     print_table(rows, args.markdown)

@@ -102,25 +102,31 @@ def prefix_pairs(
 # ------------------------------------------------------------------ 2. train/validation split
 
 
-def train_val_split(ids: Sequence[int] | Tensor, val_fraction: float) -> tuple[Tensor, Tensor]:
-    """Split a token stream into a training head and a validation tail.
+def split_point(n_tokens: int, val_fraction: float) -> int:
+    """How many of ``n_tokens`` tokens form the training head; the rest is the validation tail.
 
     The validation set is the last ``val_fraction`` of the tokens, in one piece, so it is text
     the model never trained on (random tokens would leak their neighbours into training).
-    ``val_fraction=0`` gives an empty validation tensor.
     """
-    ids = _as_ids(ids)
     if not 0 <= val_fraction <= 0.5:
         raise ValueError(f"val_fraction must be between 0 and 0.5, got {val_fraction!r}")
-    n_val = round(len(ids) * val_fraction)
-    n_train = len(ids) - n_val
+    n_val = round(n_tokens * val_fraction)
+    n_train = n_tokens - n_val
     if n_train < 2:
         raise ValueError(f"the training part would have {n_train} tokens; it needs at least 2")
     if val_fraction > 0 and n_val < 2:
         raise ValueError(
-            f"the validation part would have {n_val} tokens out of {len(ids)}; it needs at "
+            f"the validation part would have {n_val} tokens out of {n_tokens}; it needs at "
             "least 2. Use a larger val_fraction, a longer text, or val_fraction=0"
         )
+    return n_train
+
+
+def train_val_split(ids: Sequence[int] | Tensor, val_fraction: float) -> tuple[Tensor, Tensor]:
+    """Split a token stream into a training head and a validation tail (see ``split_point``);
+    ``val_fraction=0`` gives an empty validation tensor."""
+    ids = _as_ids(ids)
+    n_train = split_point(len(ids), val_fraction)
     return ids[:n_train], ids[n_train:]
 
 

@@ -19,7 +19,10 @@ from mlflow.tracking import MlflowClient
 from conftest import PROJECT_CORPUS, ROOT
 from lstm_core.generate import SamplingConfig, encode_prompt, generate_ids
 from training.checkpoints import LAST_FILE, load_checkpoint
+from lstm_core.text import tokenize
+from lstm_core.vocab import UNK, UNK_ID
 from training.config import TrainConfig
+from training.loop import Corpus
 from training.runs import list_runs, load_run, metric_history
 from training.store import artifact_path, local_artifact_dir, sha256_text
 from training.tracking import train_run
@@ -49,7 +52,8 @@ def test_run_logs_params_metrics_tags_and_artifacts(temp_store):
     history = MlflowClient().get_metric_history(run_id, "train_loss")
     assert [m.step for m in history] == [10, 20]
     for key in ("val_loss", "val_perplexity", "lr", "grad_norm", "tokens_per_sec",
-                "extractable_memorization", "sample_copied_4gram_fraction"):
+                "extractable_memorization", "sample_copied_4gram_fraction", "val_unk_rate",
+                "train_unk_rate"):
         assert key in run.data.metrics, key
     text = PROJECT_CORPUS.read_text(encoding="utf-8")
     assert run.data.tags["corpus_sha256"] == sha256_text(text)
@@ -64,6 +68,31 @@ def test_run_logs_params_metrics_tags_and_artifacts(temp_store):
     assert checkpoint["step"] == 20 and checkpoint["train_config"]["steps"] == 20
     assert "optimizer" in checkpoint and "optimizer" not in torch.load(folder / "model.pt", weights_only=True)
     assert json.loads((folder / "config.json").read_text())["model.embed_dim"] == 16
+
+
+def test_no_held_out_word_enters_the_vocabulary_of_a_run_that_holds_text_out():
+    # The last paragraph's words appear nowhere else: held out, they must read <unk>.
+    head = "the cat sat on the mat . the dog sat on the log . " * 20
+    tail = "zebras quietly graze near distant hills . the cat sat ."
+    corpus = Corpus.from_text(head + tail, TrainConfig(val_fraction=0.1))
+    val_words = set(corpus.vocab.decode(corpus.val_ids.tolist()))
+    assert "zebras" not in corpus.vocab and "hills" not in corpus.vocab
+    assert UNK in val_words and "cat" in val_words
+    training_words = set(tokenize(head + tail, "words")[:len(corpus.train_ids)])
+    assert set(corpus.vocab.words) <= training_words
+    rates = corpus.unk_rates()  # the six new words of the tail, nothing of the training part
+    assert rates["val_unk_rate"] == pytest.approx(6 / len(corpus.val_ids))
+    assert rates["train_unk_rate"] == 0
+
+
+def test_min_count_teaches_unk_from_the_training_part_and_the_seed_recipe_keeps_every_word():
+    text = "rare words once . " + "a b a b a c . " * 30
+    corpus = Corpus.from_text(text, TrainConfig(val_fraction=0.1, min_count=2))
+    assert "rare" not in corpus.vocab and (corpus.train_ids == UNK_ID).any()  # <unk> is trained
+    seed = Corpus.from_text(text, TrainConfig.for_recipe("seed"))  # nothing held out
+    assert {"rare", "words", "once"} <= set(seed.vocab.words) and len(seed.val_ids) == 0
+    with pytest.raises(ValueError, match="min_count"):
+        TrainConfig(min_count=0)
 
 
 def test_run_loads_back_and_generates(temp_store):

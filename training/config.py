@@ -61,7 +61,7 @@ class TrainConfig:
     lr_factor: float = 0.5  # what the learning rate is multiplied by when it is cut
     lr_min: float = 1.0  # the learning rate is never cut below this floor (nor raised to it)
     early_stop_patience: int = 4  # stop after this many evals without a new best (0 = never)
-    min_count: int = 1  # words seen fewer times become <unk>
+    min_count: int = 1  # words seen fewer times in the training part become <unk> (so <unk> is learned from rare words; held-out words the training part lacks read <unk> too)
     max_vocab: int = 10000  # keep only the N most frequent words, the rest become <unk> (0 = no cap)
     backend: str = "scratch"  # "scratch" (hand-written backward), "autograd" (the readable cell) or "torch" (nn.LSTM)
     cell: str = "lstm"  # recurrent cell: "lstm", "gru" or "rnn" (plain tanh); the latter two run backend scratch as autograd
@@ -101,6 +101,7 @@ class TrainConfig:
             (1 <= self.max_prefix <= MAX_PREFIX, f"max_prefix must be from 1 to {MAX_PREFIX}"),
             (self.grad_clip >= 0, "grad_clip must be >= 0"),
             (self.max_vocab >= 0, "max_vocab must be >= 0 (0 = no cap)"),
+            (1 <= self.min_count <= 1000, "min_count must be from 1 to 1000"),
             (self.memorization_prefix >= 1, "memorization_prefix must be at least 1"),
             (self.memorization_suffix >= 1, "memorization_suffix must be at least 1"),
             (self.device in ("cpu", "cuda", "auto"), "device must be 'cpu', 'cuda' or 'auto'"),
@@ -169,7 +170,7 @@ def check_model_size(config: TrainConfig, vocab_size: int) -> None:
 # only, Adam at 0.005, 300 iterations, no dropout, no clipping, no held-out text.
 SEED_RECIPE = dict(
     tokenizer="seed", steps=300, batch_size=128, optimizer="adam", lr=0.005, dropout=0.0, tie_weights=False,
-    grad_clip=0.0, val_fraction=0.0, lr_patience=0, early_stop_patience=0,
+    grad_clip=0.0, val_fraction=0.0, lr_patience=0, early_stop_patience=0, min_count=1,
 )
 
 

@@ -30,12 +30,12 @@ from lstm_core.data import (
     prefix_pairs,
     random_windows,
     split_at,
-    train_val_split,
+    split_point,
 )
 from lstm_core.memorization import extractable_memorization
 from lstm_core.model import LSTMLanguageModel, ModelConfig
 from lstm_core.text import PARAGRAPH, tokenize
-from lstm_core.vocab import Vocabulary
+from lstm_core.vocab import UNK_ID, Vocabulary
 from training.config import TrainConfig, check_model_size
 from training.distributed import World, init_world, wrap
 from training.ntasgd import WeightAverage
@@ -61,14 +61,23 @@ class Corpus:
             raise ValueError(
                 f"The text has only {len(tokens)} token(s); a language model needs at least a "
                 "few sentences to learn from.")
-        # The vocabulary covers the whole text, held-out tail included, so validation never
-        # meets a word the model has no id for.
+        n_train = split_point(len(tokens), config.val_fraction)
+        # The vocabulary comes from the training part only, as language-model benchmarks fix
+        # theirs from the training split: a held-out word the training part lacks reads <unk>,
+        # and the model learns how likely <unk> is from the training part's own rare words
+        # (those seen fewer than min_count times). Nothing held out: the whole text.
         if vocab is None:
-            vocab = Vocabulary.build(tokens, min_count=config.min_count, scheme=config.tokenizer,
-                                     max_size=config.max_vocab)
-        ids = vocab.encode(tokens, unknown="unk")
-        train_ids, val_ids = train_val_split(ids, config.val_fraction)
-        return cls(text, vocab, train_ids, val_ids)
+            vocab = Vocabulary.build(tokens[:n_train], min_count=config.min_count,
+                                     scheme=config.tokenizer, max_size=config.max_vocab)
+        ids = torch.tensor(vocab.encode(tokens, unknown="unk"), dtype=torch.long)
+        return cls(text, vocab, ids[:n_train], ids[n_train:])
+
+    def unk_rates(self) -> dict[str, float]:
+        """The share of the training and of the held-out tokens that read <unk>."""
+        rates = {"train_unk_rate": (self.train_ids == UNK_ID).float().mean().item()}
+        if len(self.val_ids):
+            rates["val_unk_rate"] = (self.val_ids == UNK_ID).float().mean().item()
+        return rates
 
     def train_paragraphs(self) -> list[list[int]]:
         """The training ids cut at paragraph breaks (the seed recipe's unit)."""

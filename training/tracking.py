@@ -429,6 +429,7 @@ def _log_run_setup(run_id, config: TrainConfig, trainer: Trainer, text: str, cor
     params["val_tokens"] = len(trainer.corpus.val_ids)
     params["world_size"] = trainer.world.size
     mlflow.log_params(params)
+    mlflow.log_metrics(trainer.corpus.unk_rates(), step=0)  # how much of each part reads <unk>
     mlflow.set_tags({
         "corpus_name": corpus_name or Path(config.corpus).name,
         "corpus_sha256": sha256_text(text),
