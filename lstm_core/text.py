@@ -2,15 +2,18 @@
 
 Two tokenizer schemes, picked by name:
 
-- ``"seed"`` is exactly what the write-up does: one paragraph per line, lower-cased, split on
-  single spaces. ``"Hello  world"`` gives ``["hello", "", "world"]`` (two spaces make an empty
-  word) and ``"end."`` stays one word, so ``"end."`` and ``"end"`` are different words.
+- ``"seed"`` is the write-up's: lower-cased and split on spaces, so ``"end."`` stays one word
+  (``"end."`` and ``"end"`` are different words). Unlike the write-up's ``split(" ")``, a run
+  of spaces is one break: ``"Hello  world "`` gives ``["hello", "world"]``, never an empty word.
 - ``"words"`` lower-cases and splits off punctuation, so ``"end."`` becomes ``["end", "."]``.
   Words keep internal apostrophes and hyphens (``don't``, ``sunday-morning``), so the model sees
   fewer, more frequent words.
 
-Both schemes put the token ``PARAGRAPH`` between paragraphs in the flat token stream, so a
-model can learn where paragraphs end.
+Both schemes find paragraphs the same way (``split_paragraphs``): one per line, as in the write-up's
+essay, unless the text is hard-wrapped with blank lines between its paragraphs; then the lines
+between two blank lines are joined. ``layout_notice`` says in one line what was done. Both put
+the token ``PARAGRAPH`` between paragraphs in the flat token stream, so a model can learn where
+paragraphs end.
 """
 
 import re
@@ -26,7 +29,6 @@ PARAGRAPH = "\n"  # the paragraph-break token; no word token ever contains a new
 # A dash: em dash, en dash, or two or more hyphens. Anything else that is not a space is one
 # punctuation token per character.
 _TOKEN_RE = re.compile(r"\d+(?:[.,]\d+)+|\w+(?:['’-]\w+)*|--+|[—–]|[^\w\s]")
-_BLANK_LINE_RE = re.compile(r"\n[^\S\n]*\n")  # a line holding only spaces counts as blank
 
 # Spacing rules used by detokenize for the "words" scheme.
 _NO_SPACE_BEFORE = set(",.;:!?)]}%") | {"”", "’", "»"}
@@ -85,16 +87,84 @@ def _check_scheme(scheme: str) -> None:
         raise ValueError(f"unknown tokenizer scheme {scheme!r}; choose one of {SCHEMES}")
 
 
-def _split_paragraphs(text: str) -> list[str]:
-    """Split text into paragraphs for the "words" scheme.
+# A hard-wrapped text breaks its lines at a fixed width (Project Gutenberg at about 70
+# characters, mail and code at 72-80); a paragraph written on one line is nearly always longer
+# than 100 characters. So: a text is hard-wrapped when three lines in four are this short.
+WRAP_WIDTH = 100
+WRAPPED_SHARE = 0.75
+# A run of lines with no blank line is one paragraph only up to this length: a long book
+# paragraph (400 words) fills about 40 lines of 60 characters. A longer run (say a whole body
+# after one blank line under the title) has paragraphs that blank lines do not mark.
+MAX_PARAGRAPH_LINES = 40
 
-    Paragraphs are separated by blank lines (single line breaks inside a paragraph are just
-    spaces, as in hard-wrapped books). A text with no blank line at all is taken to have one
-    paragraph per line, like the write-up's essay.
+
+def _blocks(text: str) -> list[list[str]]:
+    """The non-blank lines (stripped), grouped into the runs that blank lines separate."""
+    blocks: list[list[str]] = [[]]
+    for line in text.split("\n"):
+        line = line.strip()  # a line holding only spaces counts as blank
+        if line:
+            blocks[-1].append(line)
+        elif blocks[-1]:
+            blocks.append([])
+    return [block for block in blocks if block]
+
+
+def _join_blocks(blocks: list[list[str]]) -> tuple[list[str], int]:
+    """Each run of lines joined into one paragraph, except runs that blank lines do not mark
+    as paragraphs (the only run, or one over MAX_PARAGRAPH_LINES): their lines stay one
+    paragraph each. Returns the paragraphs and how many lines were left unjoined that way."""
+    paragraphs, unmarked = [], 0
+    for block in blocks:
+        if len(blocks) == 1 or len(block) > MAX_PARAGRAPH_LINES:
+            paragraphs.extend(block)
+            unmarked += len(block)
+        else:
+            paragraphs.append(" ".join(block))
+    return paragraphs, unmarked
+
+
+def _layout(text: str) -> tuple[list[str], str | None]:
+    """The text's paragraphs (each one string) and a one-line notice of how they were found.
+
+    Joining a hard-wrapped text's lines is right for users: otherwise every line is a
+    paragraph, the seed recipe's prefixes stop every dozen words and a model learns a paragraph
+    break after each line. But lines are joined only where blank lines say where paragraphs
+    end; guessing ends from line lengths would merge verse, lists or dialogue, so wrapped lines
+    without blank lines between paragraphs stay one paragraph each, with a warning.
     """
-    if _BLANK_LINE_RE.search(text):
-        return _BLANK_LINE_RE.split(text)
-    return text.split("\n")
+    blocks = _blocks(text)
+    lines = [line for block in blocks for line in block]
+    short = sum(len(line) <= WRAP_WIDTH for line in lines)
+    if len(lines) < 2 or short < WRAPPED_SHARE * len(lines):
+        return lines, None  # one paragraph per line: the write-up's layout
+    paragraphs, unmarked = _join_blocks(blocks)
+    found = f"{short:,} of its {len(lines):,} lines are at most {WRAP_WIDTH} characters"
+    if len(paragraphs) == len(lines):  # nothing joined
+        if not unmarked:
+            return lines, None  # a blank line after every line
+        return lines, (f"this text looks hard-wrapped ({found}) but blank lines do not separate "
+                       "its paragraphs, so each line is read as a paragraph; put a blank line "
+                       "between paragraphs to have their lines joined")
+    notice = (f"hard-wrapped text ({found}): its lines are joined into "
+              f"{len(paragraphs) - unmarked:,} paragraphs at the blank lines")
+    if unmarked:
+        notice += (f", except {unmarked:,} lines with no blank line among them for over "
+                   f"{MAX_PARAGRAPH_LINES} lines, each read as a paragraph")
+    return paragraphs, notice
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """The text's paragraphs, each one string (the lines of a hard-wrapped one joined)."""
+    return _layout(text)[0]
+
+
+def layout_notice(text: str) -> str | None:
+    """One line saying how a hard-wrapped text's paragraphs were read; None for any other text.
+
+    The same for both schemes, since both find paragraphs with ``split_paragraphs``.
+    """
+    return _layout(text)[1]
 
 
 def _words_tokens(paragraph: str) -> list[str]:
@@ -103,13 +173,16 @@ def _words_tokens(paragraph: str) -> list[str]:
 
 
 def tokenize_paragraphs(text: str, scheme: str) -> list[list[str]]:
-    """Split text into paragraphs of tokens, one list per non-empty paragraph."""
+    """Split text into paragraphs of tokens, one list per non-empty paragraph; no token is
+    empty or holds a space."""
     _check_scheme(scheme)
     if scheme == "seed":
-        # The write-up's code: split("\n"), then split(" ") -- single spaces, exactly.
-        return [p.lower().split(" ") for p in text.split("\n") if p.strip()]
-    paragraphs = (_words_tokens(p) for p in _split_paragraphs(text))
-    return [tokens for tokens in paragraphs if tokens]
+        # The write-up's split(" ") made an empty word of every extra space; split() takes
+        # any run of spaces (tabs, no-break spaces) as one break. A text with single spaces,
+        # such as the write-up's essay, gives the same tokens as the write-up.
+        return [p.lower().split() for p in split_paragraphs(text)]
+    tokens = (_words_tokens(p) for p in split_paragraphs(text))
+    return [paragraph for paragraph in tokens if paragraph]
 
 
 def tokenize(text: str, scheme: str) -> list[str]:

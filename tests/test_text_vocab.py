@@ -3,22 +3,27 @@
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from lstm_core.text import (
+    MAX_PARAGRAPH_LINES,
     PARAGRAPH,
     SCHEMES,
     decode_text,
     detokenize,
+    layout_notice,
     read_text,
+    split_paragraphs,
     tokenize,
     tokenize_paragraphs,
 )
 from lstm_core.vocab import PAD, PAD_ID, UNK, UNK_ID, UnknownWordsError, Vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
+SPIKE = ROOT.parent / "shared" / "corpus" / "the_spike.txt"  # the write-up's essay, not committed
 
 # ------------------------------------------------------------------------------ reading
 
@@ -63,10 +68,24 @@ def test_decode_text_names_the_upload():
 # ---------------------------------------------------------------------------- tokenizing
 
 
-def test_seed_tokenizer_matches_the_write_up():
-    assert tokenize("Hello  world", "seed") == "Hello  world".lower().split(" ")
-    assert tokenize("Hello  world", "seed") == ["hello", "", "world"]
+def test_seed_tokenizer_splits_on_spaces_as_the_write_up():
+    assert tokenize("Hello world", "seed") == "Hello world".lower().split(" ")
     assert tokenize("The end.", "seed") == ["the", "end."]  # punctuation stays in the word
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_no_empty_tokens_from_repeated_or_trailing_spaces(scheme):
+    assert tokenize("Hello  world ", scheme) == ["hello", "world"]
+    assert tokenize("  Hello \t world\u00a0again  \n\n  ", scheme) == ["hello", "world", "again"]
+
+
+@pytest.mark.skipif(not SPIKE.is_file(), reason="the write-up's essay is not on this machine")
+def test_seed_tokens_of_the_write_ups_essay_are_unchanged():
+    text = read_text(SPIKE)
+    # The write-up's own code, as the seed scheme read the essay before empty words went.
+    before = [p.lower().split(" ") for p in text.split("\n") if p.strip()]
+    assert tokenize_paragraphs(text, "seed") == before
+    assert layout_notice(text) is None
 
 
 def test_seed_paragraphs():
@@ -100,6 +119,80 @@ def test_words_paragraphs_blank_lines_or_one_per_line():
     assert tokenize_paragraphs(wrapped, "words") == expected
     # Without any blank line, each line is a paragraph (like the write-up's essay).
     assert tokenize_paragraphs("One.\nTwo.", "words") == [["one", "."], ["two", "."]]
+
+
+# Public-domain style prose, written for this test.
+_PARAGRAPHS = [
+    "The keeper rose before the light, as was his custom, and went down the iron stair to see "
+    "what the night had left upon the rocks. There was a spar, a broken crate, and a gull "
+    "that would not fly.",
+    "He carried the gull up to the lamp room and set it by the stove. It watched him with one "
+    "eye, and he watched it with both, and neither of them said a word until noon.",
+    "By evening the wind had gone round to the west. The gull walked to the door, considered "
+    "the sea for a long while, and went out into it without a backward look.",
+]
+
+
+def _hard_wrap(paragraphs, blank_lines=True):
+    """Project Gutenberg style: lines of about 60 characters, each with a trailing space."""
+    lines = [[line + " " for line in textwrap.wrap(p, 60)] for p in paragraphs]
+    joiner = "\n \n" if blank_lines else "\n"
+    return joiner.join("\n".join(block) for block in lines) + "\n"
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_hard_wrapped_text_tokenizes_into_its_paragraphs(scheme):
+    text = _hard_wrap(_PARAGRAPHS)
+    assert text.count("\n") > 3 * len(_PARAGRAPHS)  # really wrapped, so this test can fail
+    assert split_paragraphs(text) == _PARAGRAPHS
+    expected = [tokenize(p, scheme) for p in _PARAGRAPHS]
+    assert tokenize_paragraphs(text, scheme) == expected
+    notice = layout_notice(text)
+    assert notice.startswith("hard-wrapped text") and "joined into 3 paragraphs" in notice
+    assert "\n" not in notice
+
+
+def test_hard_wrapped_text_without_blank_lines_is_warned_about():
+    text = _hard_wrap(_PARAGRAPHS, blank_lines=False)
+    lines = text.split("\n")[:-1]
+    assert split_paragraphs(text) == [line.strip() for line in lines]  # one paragraph per line
+    notice = layout_notice(text)
+    assert "looks hard-wrapped" in notice and "blank line" in notice and "\n" not in notice
+    # One blank line after a title does not glue a long body into one paragraph.
+    body = _hard_wrap(_PARAGRAPHS * 5, blank_lines=False)
+    titled = "THE GULL\n\n" + body + "\nTHE END\n"
+    body_lines = [line.strip() for line in body.split("\n")[:-1]]
+    assert len(body_lines) > MAX_PARAGRAPH_LINES
+    assert split_paragraphs(titled) == ["THE GULL", *body_lines, "THE END"]
+    assert "looks hard-wrapped" in layout_notice(titled)
+    # Paragraphs that blank lines mark are joined, the long stretch is not.
+    mixed = _hard_wrap(_PARAGRAPHS) + "\n" + titled
+    assert split_paragraphs(mixed) == split_paragraphs(_hard_wrap(_PARAGRAPHS)) + split_paragraphs(titled)
+    assert f"except {len(body_lines)} lines with no blank line" in layout_notice(mixed)
+
+
+def test_one_paragraph_per_line_text_is_read_per_line_without_notice():
+    text = read_text(ROOT / "corpus" / "lighthouse_keeper.txt")
+    lines = [line for line in text.split("\n") if line.strip()]
+    assert layout_notice(text) is None
+    assert len(tokenize_paragraphs(text, "words")) == len(lines)
+    # A blank line after a title (or between every paragraph) changes nothing.
+    titled = "The Lighthouse Keeper\n\n" + text.replace("\n", "\n\n")
+    assert len(tokenize_paragraphs(titled, "words")) == len(lines) + 1
+    assert layout_notice(titled) is None
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_model_vocabulary_of_a_wrapped_text_has_no_blank_words(scheme):
+    from training.config import TrainConfig
+    from training.loop import Corpus
+
+    text = _hard_wrap(_PARAGRAPHS).replace(" and ", "  and  ")
+    vocab = Corpus.from_text(text, TrainConfig(tokenizer=scheme, val_fraction=0.0)).vocab
+    # Generation only ever emits vocabulary words, so it cannot print a blank one.
+    words = [w for w in vocab.words if w != PARAGRAPH]
+    assert words and all(w and not any(c.isspace() for c in w) for w in words)
+    assert vocab.counts[vocab.words.index(PARAGRAPH)] == len(_PARAGRAPHS) - 1
 
 
 def test_paragraph_token_between_paragraphs_only():
@@ -215,3 +308,20 @@ def test_from_dict_refuses_malformed(broken):
 def test_straight_quotes_open_and_close_in_turn():
     tokens = tokenize('a "b" c \'d\' e "f"', "words")
     assert detokenize(tokens, "words") == 'a "b" c \'d\' e "f"'
+
+
+def test_training_logs_the_layout_notice_first(temp_store, tmp_path):
+    # train_run's log lines are what the CLI prints and the Train tab shows.
+    import threading
+
+    from training.config import TrainConfig
+    from training.tracking import train_run
+
+    corpus = tmp_path / "wrapped.txt"
+    corpus.write_text(_hard_wrap(_PARAGRAPHS * 2), encoding="utf-8")
+    config = TrainConfig.for_recipe("seed", corpus=str(corpus), steps=2, hidden_size=8,
+                                    embed_dim=8, batch_size=4)
+    stop, lines = threading.Event(), []
+    stop.set()  # stopped before its first step: the notice comes before any training
+    train_run(config, on_log=lines.append, stop_event=stop)
+    assert lines[0].startswith("hard-wrapped text") and "joined into 6 paragraphs" in lines[0]
