@@ -54,10 +54,10 @@ def main() -> int:
     torch.set_num_threads(SERVE_THREADS)  # threads started from now on (the request workers)
     try:
         ui.launch(ui.build_demo(), server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
-    finally:  # Ctrl-C or SIGTERM: end a training run in progress as KILLED, checkpoint saved
+    finally:  # Ctrl-C or SIGTERM: stop a training run in progress, then say how it ended
         run_id = training_job.stop_for_shutdown()
         if run_id:
-            print(f"app.py: stopped training run {run_id} (KILLED, last checkpoint saved)")
+            print(f"app.py: {training_job.how_it_ended(run_id)}")
     return 0
 
 

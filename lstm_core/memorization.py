@@ -11,6 +11,11 @@ A small LSTM trained on one essay tends to recite it. This module measures that 
   Memorization Across Neural Language Models"): give the model k tokens of the source and
   check whether greedy decoding continues with the source's next m tokens exactly.
 
+**<unk> never counts as memorized.** A capped vocabulary maps rare words to <unk>, and a model
+that writes <unk> where the source has <unk> has not reproduced the source's words: on a text of
+rare words it would otherwise look as if it recited nearly everything. So no span or n-gram
+that holds <unk> is copied, and no window whose continuation holds <unk> is extractable.
+
 Tokens are any hashable items (word strings or integer ids). Everything on text runs in time
 linear in len(source) + len(generated): the source is indexed once in a suffix automaton, and
 the generated text is then read through it one token at a time. A pairwise comparison
@@ -28,6 +33,7 @@ from torch import nn
 
 from lstm_core.data import check_positive
 from lstm_core.generate import decode
+from lstm_core.vocab import UNK, UNK_ID
 
 _ROOT = 0  # the automaton's start state: the empty span
 
@@ -63,10 +69,14 @@ class SourceIndex:
 
     Building it adds source tokens one by one (Blumer et al. 1985); it has at most 2n states
     and 3n transitions for n source tokens and takes O(n) expected time with hash dicts.
+
+    ``unk`` is the token that never matches (the module docstring says why): "<unk>" for
+    words; pass ``unk=UNK_ID`` for a sequence of ids.
     """
 
-    def __init__(self, source: Sequence[Hashable]) -> None:
+    def __init__(self, source: Sequence[Hashable], unk: Hashable = UNK) -> None:
         self.source = _as_tokens(source, "source")
+        self.unk = unk
         if not self.source:
             raise ValueError("source is empty: give the training text as a non-empty token list")
         self._next: list[dict] = [{}]
@@ -118,6 +128,11 @@ class SourceIndex:
         lengths, ends = [], []
         state, length = _ROOT, 0
         for token in generated:
+            if token == self.unk:  # no copied span runs through <unk>
+                state, length = _ROOT, 0
+                lengths.append(0)
+                ends.append(-1)
+                continue
             while state != _ROOT and token not in self._next[state]:
                 state = self._link[state]  # drop the oldest tokens until `token` can follow
                 length = self._len[state]
@@ -137,10 +152,12 @@ class SourceIndex:
     def locate(self, span: Sequence[Hashable]) -> int | None:
         """A start offset where `span` occurs in the source, or None. O(len(span)).
 
-        The empty span occurs everywhere; its offset is 0.
+        The empty span occurs everywhere; its offset is 0. A span holding <unk> is never found.
         """
         state = _ROOT
         span = _as_tokens(span, "span")
+        if any(token == self.unk for token in span):
+            return None
         for token in span:
             state = self._next[state].get(token)
             if state is None:
@@ -324,7 +341,8 @@ def greedy_continue(model: nn.Module, prefixes: torch.Tensor, steps: int) -> tor
 
 def extractable_memorization(model: nn.Module, source_ids, prefix_len: int = 8,
                              suffix_len: int = 8, stride: int | None = None,
-                             max_windows: int = 2000, batch_size: int = 256) -> float:
+                             max_windows: int = 2000, batch_size: int = 256,
+                             unk_id: int | None = UNK_ID) -> float:
     """Share of source windows whose continuation the model reproduces exactly (Carlini 2022).
 
     The source ids are cut into windows of prefix_len + suffix_len tokens, starting every
@@ -332,7 +350,8 @@ def extractable_memorization(model: nn.Module, source_ids, prefix_len: int = 8,
     source token is tested at most once). If there are more than `max_windows`, that many
     are taken, spread evenly over the source. For each window the model reads the prefix and
     greedily generates suffix_len ids; the window counts as extractable when they all equal
-    the source's next ids. 1.0 means the model recites every tested passage.
+    the source's next ids and none of those is ``unk_id`` (a window whose continuation holds
+    <unk> is tested, and never counts). 1.0 means the model recites every tested passage.
     """
     ids = torch.as_tensor(source_ids)
     if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
@@ -355,5 +374,9 @@ def extractable_memorization(model: nn.Module, source_ids, prefix_len: int = 8,
     for batch in windows.split(batch_size):
         batch = batch.to(device)
         generated = greedy_continue(model, batch[:, :prefix_len], suffix_len)
-        hits += int((generated == batch[:, prefix_len:]).all(dim=1).sum())
+        suffix = batch[:, prefix_len:]
+        recited = (generated == suffix).all(dim=1)
+        if unk_id is not None:
+            recited &= (suffix != unk_id).all(dim=1)
+        hits += int(recited.sum())
     return hits / len(windows)

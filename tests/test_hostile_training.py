@@ -22,7 +22,7 @@ import sqlalchemy.exc
 import torch
 from mlflow.exceptions import MlflowException
 
-from conftest import PROJECT_CORPUS, QUIET, SPIKE, cli, sqlite_uri
+from conftest import FIRST_WORDS, PROJECT_CORPUS, QUIET, SPIKE, cli, sqlite_uri, tracking
 from lstm_core.data import prefix_pairs
 from lstm_core.text import read_text
 from lstm_core.vocab import Vocabulary
@@ -483,3 +483,105 @@ def test_registering_a_killed_run_says_it_was_stopped_not_that_it_is_old(temp_st
     err = capsys.readouterr().err
     assert "KILLED at step 2" in err and f"--resume {run_id[:8]}" in err, err
     assert "trained before" not in err and len(error_lines(err)) == 1, err
+
+
+# ---- the app's shutdown says how its training run really ended --------------------------------
+
+@pytest.fixture(scope="module")
+def shutdown_store(tmp_path_factory):
+    """One store for the shutdown tests (creating a SQLite store takes seconds)."""
+    uri = sqlite_uri(tmp_path_factory.mktemp("shutdown"))
+    with tracking(uri):
+        open_store()
+    return uri
+
+
+@pytest.fixture
+def step_held_at(shutdown_store, monkeypatch):
+    """step_held_at(n): an app training whose step n (checkpoints every 2 steps) lasts until
+    ``step_held_at.gate`` is set: a step longer than the app's wait at shutdown. Drained after."""
+    from ui import training_job
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shutdown_store)
+    gate, jobs = threading.Event(), []
+
+    def start(n: int):
+        def on_step(job, step, total, loss):
+            job.step = step
+            if step == n:
+                gate.wait(60)
+
+        monkeypatch.setattr(training_job.TrainingJob, "on_step", on_step)
+        job = training_job.start(TrainConfig(**{**TINY, "steps": 50}), FIRST_WORDS, "first",
+                                 "held", session="a")
+        jobs.append(job)
+        wait_until_true(lambda: job.step == n, 120)
+        return job
+
+    start.gate = gate
+    yield start
+    gate.set()
+    for job in jobs:
+        job.thread.join(60)
+
+
+def wait_until_true(condition, timeout: float) -> None:
+    import time
+
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+
+
+def test_shutdown_during_a_step_before_any_checkpoint_ends_the_run_failed(step_held_at):
+    from ui import training_job
+
+    job = step_held_at(1)
+    assert training_job.stop_for_shutdown(wait_s=0.2) == job.run_id
+    assert job.thread.is_alive()  # the step outlasted the wait
+    run = get_run(job.run_id)
+    assert run.info.status == "FAILED"  # not KILLED: a KILLED run always has a checkpoint
+    assert "before the run's first checkpoint" in run.data.tags[training_job.ENDED_TAG]
+    said = training_job.how_it_ended(job.run_id)
+    assert said == f"training run {job.run_id} ended FAILED; it has no checkpoint"
+
+
+def test_shutdown_during_a_later_step_ends_the_run_killed_with_the_checkpoint_it_has(step_held_at):
+    from ui import training_job
+
+    job = step_held_at(3)  # the checkpoint of step 2 is saved
+    training_job.stop_for_shutdown(wait_s=0.2)
+    assert get_run(job.run_id).info.status == "KILLED"
+    assert training_job.how_it_ended(job.run_id) == (
+        f"training run {job.run_id} ended KILLED; its last checkpoint is of step 2")
+
+
+def test_shutdown_between_steps_reads_the_runs_own_end(step_held_at):
+    from ui import training_job
+
+    job = step_held_at(3)
+    step_held_at.gate.set()  # the step ends within the wait: the run stops between two steps
+    training_job.stop_for_shutdown(wait_s=60)
+    assert not job.thread.is_alive()
+    assert training_job.how_it_ended(job.run_id) == (
+        f"training run {job.run_id} ended KILLED; its last checkpoint is of step 3")
+
+
+# ---- the Train tab shows a store that cannot be used as one line, by name -----------------------
+
+def test_a_damaged_store_reached_through_a_symlink_is_named_not_pathed(tmp_path, monkeypatch):
+    from ui import training_job
+
+    real = tmp_path / "real-folder"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    db = tmp_path / "link" / "mlflow.db"
+    db.write_bytes(b"SQLite format 3\x00" + b"\xff" * 8192)  # a header, then garbage
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    with pytest.raises(StoreError) as raised:
+        open_store()
+    shown = training_job.failure_message(raised.value)
+    assert str(tmp_path) not in shown and "real-folder" not in shown
+    assert shown.startswith("The MLflow store link/mlflow.db is damaged")
+    assert "\n" not in shown and not shown.endswith("…") and "Training failed" not in shown

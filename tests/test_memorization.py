@@ -16,6 +16,7 @@ from lstm_core.memorization import (
     greedy_continue,
     ngram_novelty,
 )
+from lstm_core.vocab import UNK, UNK_ID
 
 SOURCE = "the cat sat on the mat".split()
 
@@ -299,8 +300,9 @@ def test_extractable_memorization_perfect_model():
     # The bigram table cannot tell what follows 1 here, but the trigram model with state can.
     source = [0, 1, 2, 3, 1, 4] * 5
     model = TrigramLookup(source, vocab_size=5)
+    # These fakes' ids are plain numbers, not a vocabulary's: id 1 is no <unk> here.
     rate = extractable_memorization(model, torch.tensor(source), prefix_len=2, suffix_len=4,
-                                    stride=1, batch_size=7)
+                                    stride=1, batch_size=7, unk_id=None)
     assert rate == 1.0
 
 
@@ -313,11 +315,11 @@ def test_extractable_memorization_rate_by_hand():
     # generate, the window fails if x = 5 (first token wrong) or x = 4 (second token wrong):
     # s % 10 in {2, 3}, i.e. s = 2, 3, 12, 13, 22, 23, 32, 33 -> 8 failures of 36.
     rate = extractable_memorization(model, source, prefix_len=3, suffix_len=2, stride=1,
-                                    batch_size=5)
+                                    batch_size=5, unk_id=None)
     assert rate == pytest.approx(28 / 36)
     # max_windows=3 takes windows 0, 12 and 24 of the 36: only s = 12 fails.
     rate = extractable_memorization(model, source, prefix_len=3, suffix_len=2, stride=1,
-                                    max_windows=3)
+                                    max_windows=3, unk_id=None)
     assert rate == pytest.approx(2 / 3)
     # Default stride = 5 (non-overlapping): s = 0, 5, ..., 35 gives x in {2, 7}: all right.
     assert extractable_memorization(model, source, prefix_len=3, suffix_len=2) == 1.0
@@ -331,3 +333,44 @@ def test_extractable_memorization_bad_input():
         extractable_memorization(model, [0, 1] * 10, prefix_len=0)
     with pytest.raises(ValueError, match="integer ids"):
         extractable_memorization(model, [0.5, 1.0] * 10)
+
+
+# ---- <unk> never counts as memorized ----
+
+def test_a_window_continued_by_unk_is_not_memorized():
+    """A capped vocabulary turns a text of rare words into <unk> after <unk>: a model that
+    always predicts <unk> "reproduces" it, yet has memorized none of its words."""
+    always_unk = BigramLookup([UNK_ID] * 10)
+    rare_words = [UNK_ID] * 64
+    assert extractable_memorization(always_unk, rare_words, prefix_len=4, suffix_len=4) == 0.0
+    # Windows whose continuation holds a real word still count: ids 0 2 3 ... follow each
+    # other in the bigram table; the <unk> window (4 of the 5 at stride 8) does not.
+    table = [2, 0, 3, 4, 5, 6, 7, 8, 9, 2]
+    source = [2, 3, 4, 5, 6, 7, 8, 9] + [UNK_ID] * 32
+    rate = extractable_memorization(BigramLookup(table), source, prefix_len=4, suffix_len=4)
+    assert rate == pytest.approx(1 / 5)
+    # A suffix with one <unk> among known words is not a recitation either.
+    source = [2, 3, 4, 5, 6, 7, UNK_ID, 9]
+    table[7], table[UNK_ID] = UNK_ID, 9
+    assert extractable_memorization(BigramLookup(table), source, prefix_len=4,
+                                    suffix_len=4) == 0.0
+
+
+def test_no_copied_span_or_ngram_runs_through_unk():
+    source = f"the cat {UNK} sat on {UNK} {UNK} the mat".split()
+    generated = f"the cat {UNK} sat on {UNK} {UNK} the mat".split()  # the whole source
+    report = analyze(generated, source, min_len=2)
+    assert report.match_lengths == [1, 2, 0, 1, 2, 0, 0, 1, 2]
+    assert report.longest_copied_span == 2
+    assert [(s.start, s.end) for s in report.spans] == [(0, 2), (3, 5), (7, 9)]
+    assert report.novelty[4] == 1.0 and report.copied_4gram_fraction == 0.0
+    assert ngram_novelty([UNK] * 6, source, max_n=2) == {1: 1.0, 2: 1.0}
+    index = SourceIndex(source)
+    assert not index.contains([UNK]) and not index.contains(["cat", UNK, "sat"])
+    assert index.contains(["sat", "on"])
+
+
+def test_unk_among_ids_is_the_unk_id_given():
+    ids = [5, 6, UNK_ID, 7, 8]
+    assert SourceIndex(ids, unk=UNK_ID).match_lengths(ids) == [1, 2, 0, 1, 2]
+    assert SourceIndex(ids).match_lengths(ids) == [1, 2, 3, 4, 5]  # words' <unk> only

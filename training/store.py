@@ -80,8 +80,14 @@ def public(message: str) -> str:
     instead of its path, and whatever it echoes (run ids, words, file names) escaped."""
     uri = tracking_uri()
     message = message.replace(uri, store_name())
-    if uri.startswith("sqlite:///"):  # also the folder, as in artifact paths
-        message = message.replace(str(Path(uri.removeprefix("sqlite:///")).parent), "the store")
+    db = _sqlite_path(uri)
+    if db is not None:
+        # The file and its folder as messages may spell them: as given, made absolute, or with
+        # symlinks resolved (the integrity check and artifact paths resolve them).
+        for path, shown in ((db, store_name()), (db.parent, "the store")):
+            forms = {str(path.absolute()), str(path.resolve())}
+            for form in sorted(forms - {"/"}, key=len, reverse=True):
+                message = message.replace(form, shown)
     return html.escape(message, quote=False)
 
 

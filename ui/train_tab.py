@@ -15,7 +15,7 @@ from lstm_core.model import LSTMLanguageModel
 from lstm_core.text import decode_text, tokenize
 from training.config import DEFAULT_CORPUS, OPTIMIZERS, RECIPES, TrainConfig
 from training.loop import model_config_for
-from training.store import one_line, public
+from training.store import public
 from ui import fields, limits, training_job
 from ui.runs import refresh_runs, viewer
 
@@ -136,7 +136,7 @@ def train(upload, recipe: str = "windows", steps: float = 300, hidden_size: floa
         progress(job.step / config.steps, desc=readout)
         yield (*[gr.skip()] * 4, readout, "\n".join(job.lines[-12:]))
     if job.error is not None:
-        raise limits.refusal(f"Training failed: {public(one_line(job.error))}")
+        raise limits.refusal(training_job.failure_message(job.error))
     done = done_message(job)
     yield (*refresh_runs(job.run_id, request), done, "\n".join([*job.lines[-11:], done]))
 
