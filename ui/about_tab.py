@@ -27,6 +27,9 @@ FIGURES = """### What the figures mean
   Language Models*): give the model {k} words of its training text; does greedy decoding continue
   with the next {m} exactly? The share of passages where it does. Logged for every run after
   training (with the run's own numbers of words, shown under its loss curves).
+- **`<unk>`** stands for every word a capped vocabulary leaves out. Loss and perplexity count a
+  predicted `<unk>` as right, so on a text of rare words they look better than they are; the
+  memorization figures never count it (no copied span, n-gram or recited passage holds `<unk>`).
 - **Loss curves**: training loss keeps falling; validation loss (on a held-out tail of the text)
   bottoms out, then rises as the model learns the training text by heart. For windows-recipe
   runs the app loads the checkpoint with the lowest validation loss.
