@@ -66,6 +66,7 @@ class ModelConfig:
     ar: float = 0.0  # activation regularization: ar * mean(h^2) added to the training loss
     tar: float = 0.0  # temporal AR: tar * mean((h_t - h_{t-1})^2) added to the training loss
     label_smoothing: float = 0.0  # training loss only: this share of each target spread over all words
+    forget_bias: float = 1.0  # initial bias of the LSTM's forget gate (the GRU's update gate)
 
     def __post_init__(self) -> None:
         if self.vocab_size < 3:
@@ -84,6 +85,8 @@ class ModelConfig:
                 f"tie_weights needs embed_dim == hidden_size (got {self.embed_dim} and "
                 f"{self.hidden_size}): the output layer reuses the embedding matrix"
             )
+        if not -10.0 <= self.forget_bias <= 10.0:  # sigmoid(10) is 0.99995: nothing beyond
+            raise ValueError(f"forget_bias must be from -10 to 10, got {self.forget_bias}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.cell not in CELLS:
@@ -250,10 +253,11 @@ class LSTMLanguageModel(nn.Module):
                     nn.init.xavier_uniform_(block)
             bias = getattr(self, f"bias_l{layer}")
             nn.init.zeros_(bias)
-            # A forget-gate bias of 1 keeps the cell's memory open early in training
-            # (Jozefowicz et al. 2015); the other gates start at 0. In a GRU this block is the
-            # update gate z, whose 1 does the same (keep the old h); a plain RNN has no such block.
-            nn.init.ones_(bias.data[H : 2 * H])
+            # A forget-gate bias of 1 (the default) keeps the cell's memory open early in
+            # training (Gers et al. 2000, Jozefowicz et al. 2015); the other gates start at 0. In
+            # a GRU this block is the update gate z, whose bias does the same (keep the old h); a
+            # plain RNN has no such block.
+            nn.init.constant_(bias.data[H : 2 * H], self.config.forget_bias)
             if self.config.cell == "gru":
                 nn.init.zeros_(getattr(self, f"bias_hn_l{layer}"))
         if self.out_weight is not None:

@@ -27,11 +27,15 @@ ENDPOINTS = {
     "/compare_runs": ["run_ids"],
     "/gates": ["run_id", "text", "layer", "unit"],
     "/overfitting_map": ["color_by"],
+    "/longrange_accuracy": [],
+    "/longrange_gradients": [],
+    "/forget_gate": [],
+    "/rerun_longrange": ["cell", "k", "forget_bias"],
     "/gradient_flow": ["run_id"],
     # New inputs go last, so callers who pass the first eight keep working.
     "/train": ["upload", "recipe", "steps", "hidden_size", "dropout", "lr", "run_name",
                "max_vocab", "cell", "optimizer", "weight_drop", "locked_dropout",
-               "embed_dropout", "ar", "tar"],
+               "embed_dropout", "ar", "tar", "forget_bias"],
     "/stop_training": [],
 }
 

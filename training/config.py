@@ -65,6 +65,7 @@ class TrainConfig:
     max_vocab: int = 10000  # keep only the N most frequent words, the rest become <unk> (0 = no cap)
     backend: str = "scratch"  # "scratch" (hand-written backward), "autograd" (the readable cell) or "torch" (nn.LSTM)
     cell: str = "lstm"  # recurrent cell: "lstm", "gru" or "rnn" (plain tanh); the latter two run backend scratch as autograd
+    forget_bias: float = 1.0  # initial bias of the LSTM's forget gate (and of the GRU's update gate), from -10 to 10: 1 keeps the memory open early in training, 0 starts the gate at one half
     device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when available)
     seed: int = 1337  # seeds weight init and batch sampling
     memorization_prefix: int = 8  # k: tokens of source given to test extractable memorization
@@ -107,6 +108,8 @@ class TrainConfig:
             (self.device in ("cpu", "cuda", "auto"), "device must be 'cpu', 'cuda' or 'auto'"),
             (self.cell in CELLS, f"cell must be one of {CELLS}, got {self.cell!r}"),
             (math.isfinite(self.lr_min) and self.lr_min >= 0, "lr_min must be a number >= 0"),
+            (math.isfinite(self.forget_bias) and -10 <= self.forget_bias <= 10,
+             "forget_bias must be a number from -10 to 10"),
         ]
         for ok, message in checks:
             if not ok:

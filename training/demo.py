@@ -77,6 +77,16 @@ def _without_last(run_id: str) -> None:
     (store.local_artifact_dir(run_id) / LAST_FILE).unlink(missing_ok=True)
 
 
+def train_longrange_runs() -> None:
+    """The long-range task for the Why an LSTM tab: ``training.longrange.DEMO_GRID`` (three
+    cells over k at forget bias 1, the gated two at 0) nested under demo-longrange. These runs
+    log metrics and one small JSON each, no model."""
+    from training.longrange import DEMO_GRID, run_grid
+
+    print(f"training demo-longrange ({' x '.join(f'{k} {v}' for k, v in DEMO_GRID.items())})")
+    run_grid(DEMO_GRID, name="demo-longrange")
+
+
 def train_map_runs() -> None:
     """The sweep (nested runs under demo-sweep) and one run per other cell."""
     import mlflow
@@ -103,6 +113,7 @@ def train_demo_runs() -> None:
 
     from training.tracking import train_run
 
+    train_longrange_runs()  # no language models: the run picker never lists them
     train_map_runs()  # first: the app's default run is the newest demo run, demo-windows
     for name, config in DEMO_RUNS.items():
         print(f"training {name} ({config.recipe} recipe, {config.steps} steps)")

@@ -100,7 +100,7 @@ def model_config_for(config: TrainConfig, vocab_size: int) -> ModelConfig:
         tie_weights=config.tie_weights and config.embed_dim == config.hidden_size,
         backend=config.backend, cell=config.cell, locked_dropout=config.locked_dropout,
         embed_dropout=config.embed_dropout, weight_drop=config.weight_drop, ar=config.ar,
-        tar=config.tar, label_smoothing=config.label_smoothing)
+        tar=config.tar, label_smoothing=config.label_smoothing, forget_bias=config.forget_bias)
 
 
 def check_config(config: TrainConfig, text: str, corpus: Corpus | None = None) -> Corpus:

@@ -212,6 +212,8 @@ def list_runs() -> pd.DataFrame:
     runs = mlflow.search_runs(experiment_ids=[experiment_id], order_by=["start_time DESC"])
     if "tags.sweep" in runs:  # a sweep's parent run only groups its children: it has no model
         runs = runs[runs["tags.sweep"] != "parent"]
+    if "params.task" in runs:  # a task's runs (training.longrange) are no language models
+        runs = runs[runs["params.task"].isna()]
     if runs.empty:
         return pd.DataFrame(columns=RUN_COLUMNS)
 

@@ -1,31 +1,261 @@
-"""The Gradient flow tab: how far back a gradient reaches in an RNN, a GRU and an LSTM."""
+"""The "Why an LSTM" tab: the long-range task that separates the cells, and the essay's gradient
+flow, which does not.
+
+The long-range figures come from the store's runs of the task (``training.longrange``): accuracy
+against the distance k, the gradient curves of the trained cells at one k, and the keep gate
+(LSTM forget, GRU update) over a sequence the LSTM solved. A button reruns one cell/k pair live.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import queue
+import threading
+import time
 from functools import lru_cache
 
 import gradio as gr
 import pandas as pd
 import torch
 
+from lstm_core.cells import CELLS
 from lstm_core.gradient_flow import at_distances, equal_size_models, gradient_flow
+from lstm_core.longrange import TaskConfig, train_task
+from training import longrange
 from training.runs import load_run
-from training.store import artifact_path
+from training.store import artifact_path, public, tracking_uri
 from training.tracking import GRADIENT_FLOW_FILE, flow_figure, flow_passages
-from ui import limits
+from ui import fields, limits
 from ui.runs import load
 
 CELL_COLORS = {"lstm": "tab:blue", "gru": "tab:green", "rnn": "tab:red"}
 FLOW_DISTANCES = (10, 20, 40)
-ABOUT = ("How strongly the loss of the last word depends on each earlier word, by distance "
-         "(1 at distance 0, log scale). Going back one step, a plain RNN's gradient is "
-         "multiplied by its recurrent matrix and the slope of tanh, so it shrinks (or grows) "
-         "geometrically; the LSTM's cell state and the GRU's update gate add a gated shortcut. "
-         "Dashed: untrained models of the three cells at the selected run's size; solid: the "
-         "selected run after training. On a short text with a next-word loss no cell needs to "
-         "look far back, so these curves alone do not rank the cells.")
+TASK_TEXT = (
+    "**The task.** A sequence starts with one of 8 words, then k distractor words drawn from 16 "
+    "others, then a query mark; the model must answer the first word. Nothing else tells the "
+    "answer, so a model that cannot carry that word k steps is at chance (1 in 8). Each cell "
+    "trains at the same parameter count (about 7,500 weights: LSTM hidden 32, GRU 37, RNN 66) "
+    "with the same Adam settings, and is scored on 512 held-out sequences.")
+NO_TASK_RUNS = ("**No long-range runs in this store yet.** `python -m training.longrange` trains "
+                "the grid (a few minutes on two CPUs), or rerun one cell and k live below.")
+ESSAY_TEXT = (
+    "**On the training text.** How strongly the loss of the next word of the essay depends on "
+    "each earlier word, by distance (1 at distance 0, log scale). Dashed: untrained models of "
+    "the three cells at the selected run's size; solid: the selected run after training. On a "
+    "short text with a next-word loss no word needs one forty words back, so nothing rewards "
+    "a cell for keeping it: these curves do not rank the cells.")
 
+
+# ---- the long-range task, from the store ------------------------------------------------------
+
+def task_results() -> pd.DataFrame:
+    try:
+        return longrange.stored_results()
+    except Exception as err:  # MLflow raises several types for an unreachable store
+        raise limits.refusal(public(f"Cannot read the run store {tracking_uri()}: {err}")) from None
+
+
+def _series(results: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """label -> rows over k: each gated cell at each forget bias, the plain RNN once."""
+    series = {}
+    for bias in sorted(results["forget_bias"].dropna().unique(), key=lambda b: (b != 1.0, b)):
+        for cell in ("lstm", "gru"):
+            rows = results[(results["cell"] == cell) & (results["forget_bias"] == bias)]
+            if not rows.empty:
+                series[f"{cell}, forget bias {bias:g}"] = rows.sort_values("k")
+    rnn = results[results["cell"] == "rnn"]
+    if not rnn.empty:
+        series["rnn"] = rnn.sort_values("k")
+    return series
+
+
+LINE_STYLES = {1.0: "-", 0.0: "--"}  # any other bias dotted
+
+
+def accuracy_figure(series: dict[str, pd.DataFrame], chance: float):
+    from matplotlib.figure import Figure  # no pyplot: no global state, safe in the app's threads
+
+    figure = Figure(figsize=(9, 3.8), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    for label, rows in series.items():
+        cell = label.split(",")[0]
+        bias = rows["forget_bias"].iloc[0]
+        axes.plot(rows["k"], rows["accuracy"], marker="o", color=CELL_COLORS[cell],
+                  linestyle=LINE_STYLES.get(bias, "-") if cell != "rnn" else "-",
+                  alpha=1.0 if cell == "rnn" or bias in LINE_STYLES else 0.6, label=label)
+    axes.axhline(chance, color="gray", linestyle=":", label=f"chance ({chance:.3g})")
+    axes.set(xscale="log", ylim=(0, 1.05), xlabel="k: distractor words between the first word "
+             "and the query", ylabel="held-out accuracy", title="Accuracy on the last word")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    return figure
+
+
+def furthest_solved(rows: pd.DataFrame) -> int | None:
+    solved = rows[rows["accuracy"] >= longrange.SOLVED]
+    return int(solved["k"].max()) if not solved.empty else None
+
+
+def accuracy_view():
+    """Accuracy on the last word against k, for each cell and forget bias, from the store's
+    runs of the task. Returns the figure (None without runs), a note and the table."""
+    results = task_results()
+    if results.empty:
+        return None, NO_TASK_RUNS, pd.DataFrame()
+    series = _series(results)
+    reach = {label: furthest_solved(rows) for label, rows in series.items()}
+    said = "; ".join(f"{label}: " + (f"k = {k}" if k else "none") for label, k in reach.items())
+    note = (f"{TASK_TEXT}\n\nThe furthest k solved (held-out accuracy at least "
+            f"{longrange.SOLVED:.0%}): {said}. One run per point, one seed.")
+    table = results.assign(forget_bias=results["forget_bias"].map(
+        lambda b: "none" if pd.isna(b) else f"{b:g}"), accuracy=results["accuracy"].round(3),
+        seconds=results["seconds"].round(1)).drop(columns=["run_id"])
+    return accuracy_figure(series, TaskConfig().chance), note, table
+
+
+def shown_k(results: pd.DataFrame) -> int:
+    """The k the curves are shown at: the furthest the LSTM solved (at any forget bias), else
+    the smallest in the store."""
+    return furthest_solved(results[results["cell"] == "lstm"]) or int(results["k"].min())
+
+
+def _runs_at(results: pd.DataFrame, k: int) -> dict[str, pd.Series]:
+    """Each cell's best run at k (the forget bias that did best; forget bias 1 on a tie)."""
+    rows = results[results["k"] == k].assign(default=results["forget_bias"] != 1.0)
+    rows = rows.sort_values(["accuracy", "default"], ascending=[False, True])
+    return {row.cell: row for row in rows.drop_duplicates("cell").itertuples()}
+
+
+def _label(row) -> str:
+    bias = "" if pd.isna(row.forget_bias) else f", forget bias {row.forget_bias:g}"
+    return f"{row.cell}{bias} (accuracy {row.accuracy:.2f})"
+
+
+def gradient_view():
+    """The gradient flow of each trained cell on the task at one k (each cell's best run
+    there): distance 0 is the query mark, distance k + 1 the first word, whose gradient
+    carries the answer."""
+    results = task_results()
+    if results.empty:
+        return None, NO_TASK_RUNS
+    k = shown_k(results)
+    rows = _runs_at(results, k)
+    flows = {cell: longrange.run_result(row.run_id)["gradient_flow"] for cell, row in rows.items()}
+    figure = flow_figure({_label(rows[cell]): (flow, CELL_COLORS[cell], "-")
+                          for cell, flow in flows.items()},
+                         f"Gradient flow on the task, k = {k}, trained")
+    figure.axes[0].axvline(k + 1, color="gray", linestyle=":")
+    note = (f"At k = {k}, the furthest the LSTM solved, the gradient of the last word's loss "
+            f"that reaches the first word (dotted line, k + 1 = {k + 1} steps back), relative "
+            "to the query mark's: " + ", ".join(f"{_label(rows[cell])} **{flow['grad_norm'][k + 1]:.1e}**"
+                                               for cell, flow in flows.items())
+            + ". The first word is the only one the answer depends on.")
+    return figure, note
+
+
+def gate_figure(traces: dict[str, dict], k: int):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 3.4), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    for cell, trace in traces.items():
+        steps = range(len(trace["mean"]))
+        axes.plot(steps, trace["top_unit"], color=CELL_COLORS[cell],
+                  label=f"{cell} {trace['gate']} gate, unit {trace['unit']}")
+        axes.plot(steps, trace["mean"], color=CELL_COLORS[cell], linestyle="--",
+                  label=f"{cell} {trace['gate']} gate, mean of all units")
+    axes.axvspan(0.5, k + 0.5, color="gray", alpha=0.1, label="the k distractors")
+    axes.set(ylim=(0, 1.02), xlabel="position (0: the first word, last: the query mark)",
+             ylabel="gate value", title=f"The keep gate over one solved sequence, k = {k}")
+    axes.legend(fontsize=8)
+    return figure
+
+
+def gate_view():
+    """The LSTM's forget gate (and the GRU's update gate) at every step of a held-out sequence
+    it answers right, at the k the gradient curves use: the unit that holds it, and the mean."""
+    results = task_results()
+    if results.empty:
+        return None, NO_TASK_RUNS
+    k = shown_k(results)
+    traces = {cell: longrange.run_result(row.run_id)["gate"]
+              for cell, row in _runs_at(results, k).items() if cell != "rnn"}
+    traces = {cell: trace for cell, trace in traces.items() if trace}
+    if not traces:
+        return None, f"No gated cell solved the task at k = {k}, so there is no solved sequence."
+    rows = _runs_at(results, k)
+    note = " ".join(
+        f"**{_label(rows[cell])}**: over the {k} distractors its {t['gate']} gate averages "
+        f"**{t['top_unit_over_distractors']:.2f}** in unit {t['unit']} (the unit that keeps most) "
+        f"and {t['mean_over_distractors']:.2f} over all units." for cell, t in traces.items())
+    return gate_figure(traces, k), note + " (The plain RNN has no such gate.)"
+
+
+# ---- the live rerun ---------------------------------------------------------------------------
+
+def live_config(cell, k, forget_bias) -> TaskConfig:
+    cell = limits.choice(cell, "Cell", CELLS)
+    k = limits.number(k, "k", 1, limits.MAX_LIVE_K, whole=True)
+    bias = limits.number(forget_bias, "Forget bias", -limits.MAX_FORGET_BIAS,
+                         limits.MAX_FORGET_BIAS)
+    return dataclasses.replace(TaskConfig(), cell=cell, k=k, forget_bias=bias)
+
+
+def curve_figure(points: list[tuple[int, float]], config: TaskConfig):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 3), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    axes.plot([s for s, _ in points], [a for _, a in points], marker="o",
+              color=CELL_COLORS[config.cell], label=f"{config.cell}, k = {config.k}")
+    axes.axhline(config.chance, color="gray", linestyle=":", label="chance")
+    axes.set(xlim=(0, config.steps), ylim=(0, 1.05), xlabel="training step",
+             ylabel="held-out accuracy", title="This rerun, live")
+    axes.legend(fontsize=8)
+    return figure
+
+
+def rerun(cell: str = "lstm", k: float = 10, forget_bias: float = 1.0):
+    """Train one cell on the task at distance k, here and now (at most MAX_LIVE_K, stopped after
+    MAX_LIVE_SECONDS); streams the held-out accuracy curve, then a note."""
+    config = live_config(cell, k, forget_bias)
+    points: queue.Queue = queue.Queue()
+    deadline = time.monotonic() + limits.MAX_LIVE_SECONDS
+    done: list = []
+
+    def work():
+        try:
+            done.append(train_task(config, on_eval=lambda s, a: points.put((s, a)),
+                                   should_stop=lambda: time.monotonic() > deadline,
+                                   solved_at=longrange.SOLVED))
+        except Exception as err:  # shown as one line below
+            done.append(err)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    seen = []
+    while worker.is_alive() or not points.empty():
+        try:
+            seen.append(points.get(timeout=0.5))
+        except queue.Empty:
+            continue
+        yield curve_figure(seen, config), f"step {seen[-1][0]}: accuracy {seen[-1][1]:.2f}…"
+    if isinstance(done[0], Exception):
+        raise limits.refusal(f"The rerun failed: {public(str(done[0]))[:200]}")
+    yield curve_figure(seen, config), rerun_note(done[0], config)
+
+
+def rerun_note(result, config: TaskConfig) -> str:
+    step, acc = result.accuracy[-1]
+    verdict = "solved" if acc >= longrange.SOLVED else "not solved"
+    stopped = " (stopped at the time limit)" if step < config.steps and verdict != "solved" else ""
+    return (f"**{config.cell}, k = {config.k}, forget bias {config.forget_bias:g}**: held-out "
+            f"accuracy **{acc:.2f}** at step {step} of {config.steps} in {result.seconds:.1f} s: "
+            f"{verdict}{stopped} (chance {config.chance:.3g}).")
+
+
+# ---- the essay's gradient flow (the selected run) ---------------------------------------------
 
 @lru_cache(maxsize=8)
 def untrained_flows(run_id: str) -> dict[str, dict]:
@@ -48,11 +278,9 @@ def trained_flow(run_id: str) -> dict | None:
 
 
 def gradient_flow_view(run_id, request: gr.Request = None):
-    """How far back a gradient reaches: untrained LSTM, GRU and RNN at the selected run's size
-    (dashed), and the run itself after training (solid) when it logged its gradient flow.
-
-    Returns the figure, a note, and a table of the curves at distances 10, 20 and 40.
-    """
+    """How far back a gradient reaches on the run's text: untrained LSTM, GRU and RNN at the
+    selected run's size (dashed), and the run itself after training (solid) when it logged its
+    gradient flow. Returns the figure, a note, and a table of the curves at 10, 20 and 40."""
     loaded = load(run_id, request)
     cell = loaded.model.config.cell
     untrained = untrained_flows(loaded.run_id)
@@ -71,24 +299,52 @@ def gradient_flow_view(run_id, request: gr.Request = None):
                  f"gradient, the GRU {at20['gru']:.1g}, the LSTM {at20['lstm']:.1g}.")
     note += (" The solid line is the run itself after training." if trained is not None else
              " This run logged no gradient flow, so only untrained curves show.")
-    title = f"Gradient flow, log scale (run {loaded.run_id[:8]}, a {cell.upper()})"
+    title = f"Gradient flow on the text, log scale (run {loaded.run_id[:8]}, a {cell.upper()})"
     return flow_figure(curves, title), note, pd.DataFrame(rows)
 
 
-def flow_if_run(run_id, request: gr.Request = None):
-    """gradient_flow_view when a run is selected (on opening the tab); nothing otherwise."""
-    return gradient_flow_view(run_id, request) if run_id else (gr.skip(), gr.skip(), gr.skip())
+# ---- the tab ----------------------------------------------------------------------------------
+
+def _rerun_controls():
+    with gr.Row():
+        cell = fields.radio(list(CELLS), value="rnn", label="Cell", elem_id="rerun-cell")
+        k = fields.slider(1, limits.MAX_LIVE_K, value=20, step=1, label="k (distractors)",
+                          elem_id="rerun-k")
+        bias = fields.number(value=1.0, minimum=-limits.MAX_FORGET_BIAS,
+                             maximum=limits.MAX_FORGET_BIAS, label="Forget bias",
+                             info="The LSTM's forget gate (the GRU's update gate); the RNN "
+                                  "has none.", elem_id="rerun-bias")
+    return [cell, k, bias]
 
 
 def build(run: gr.Dropdown) -> None:
-    with gr.Tab("Gradient flow", id="flow") as tab:
-        gr.Markdown(ABOUT)
-        button = gr.Button("Draw the gradient flow", variant="primary", elem_id="flow-btn")
+    with gr.Tab("Why an LSTM", id="flow") as tab:
+        accuracy_plot = gr.Plot(label="Accuracy against k", elem_id="longrange-accuracy")
+        accuracy_note = gr.Markdown(TASK_TEXT, elem_id="longrange-note")
+        accuracy_table = gr.Dataframe(label="Every run of the task", interactive=False,
+                                      elem_id="longrange-table")
+        gradient_plot = gr.Plot(label="Gradient flow on the task", elem_id="longrange-flow")
+        gradient_note = gr.Markdown(elem_id="longrange-flow-note")
+        gate_plot = gr.Plot(label="The keep gate", elem_id="longrange-gate")
+        gate_note = gr.Markdown(elem_id="longrange-gate-note")
+        gr.Markdown(f"**Rerun one pair live** (k up to {limits.MAX_LIVE_K}, the grid's settings, "
+                    f"at most {limits.MAX_LIVE_SECONDS} s).")
+        controls = _rerun_controls()
+        rerun_button = gr.Button("Rerun live", variant="primary", elem_id="rerun-btn")
+        rerun_plot = gr.Plot(label="This rerun", elem_id="rerun-plot")
+        rerun_text = gr.Markdown(elem_id="rerun-note")
+        gr.Markdown(ESSAY_TEXT)
+        button = gr.Button("Draw the gradient flow on the text", elem_id="flow-btn")
         plot = gr.Plot(label="Gradient flow", elem_id="flow-plot")
         note = gr.Markdown(elem_id="flow-note")
         table = gr.Dataframe(label="The curves at distances 10, 20 and 40", interactive=False,
                              elem_id="flow-table")
-    outputs = [plot, note, table]
-    button.click(gradient_flow_view, run, outputs, api_name="gradient_flow",
+    opened = tab.select(accuracy_view, None, [accuracy_plot, accuracy_note, accuracy_table],
+                        api_name="longrange_accuracy", **limits.COMPUTE_SLOT)
+    opened.then(gradient_view, None, [gradient_plot, gradient_note],
+                api_name="longrange_gradients", **limits.COMPUTE_SLOT).then(
+        gate_view, None, [gate_plot, gate_note], api_name="forget_gate", **limits.COMPUTE_SLOT)
+    rerun_button.click(rerun, controls, [rerun_plot, rerun_text], api_name="rerun_longrange",
+                       show_progress_on=rerun_plot, trigger_mode="once", **limits.COMPUTE_SLOT)
+    button.click(gradient_flow_view, run, [plot, note, table], api_name="gradient_flow",
                  show_progress_on=plot, **limits.COMPUTE_SLOT)
-    tab.select(flow_if_run, run, outputs, api_visibility="private", **limits.COMPUTE_SLOT)

@@ -34,6 +34,11 @@ MAX_PARAM_STEPS = 300_000_000  # model parameters x steps one app training may c
 MAX_TRAIN_SECONDS = 600  # an app training is stopped (KILLED, checkpoint kept) after this long
 KEEP_APP_RUNS = 10  # app-trained runs kept; older ones are deleted after each training
 MAX_RUN_NAME = 80  # characters
+MAX_FORGET_BIAS = 5.0  # the forget-gate bias a training or a rerun may start from, +- (sigmoid(5) = 0.993)
+
+# The "Why an LSTM" tab's live rerun of the long-range task (one cell, one k)
+MAX_LIVE_K = 40  # distractor words; a rerun at 40 takes seconds on one core
+MAX_LIVE_SECONDS = 60  # a rerun still training after this long stops and shows what it reached
 
 # Serving
 QUEUE_MAX_SIZE = 24  # requests waiting at once; past that a caller is told the queue is full

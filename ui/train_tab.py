@@ -45,7 +45,7 @@ def read_upload(path) -> tuple[str, str]:
 
 def train_config(recipe, steps, hidden_size, dropout, lr, max_vocab=limits.DEFAULT_APP_VOCAB,
                  cell="lstm", optimizer=None, weight_drop=0.0, locked_dropout=False,
-                 embed_dropout=0.0, ar=0.0, tar=0.0) -> TrainConfig:
+                 embed_dropout=0.0, ar=0.0, tar=0.0, forget_bias=1.0) -> TrainConfig:
     """The run's config from the Train tab's controls, each checked against the app's limits.
 
     optimizer None (or "") keeps the recipe's own; the regularizers default to off.
@@ -69,7 +69,9 @@ def train_config(recipe, steps, hidden_size, dropout, lr, max_vocab=limits.DEFAU
             locked_dropout=bool(locked_dropout),
             embed_dropout=limits.number(embed_dropout, "Embedding dropout", 0, limits.MAX_DROP),
             ar=limits.number(ar, "AR", 0, limits.MAX_AR),
-            tar=limits.number(tar, "TAR", 0, limits.MAX_AR))
+            tar=limits.number(tar, "TAR", 0, limits.MAX_AR),
+            forget_bias=limits.number(forget_bias, "Forget bias", -limits.MAX_FORGET_BIAS,
+                                      limits.MAX_FORGET_BIAS))
     except ValueError as err:
         raise limits.refusal(public(str(err))) from None
 
@@ -113,14 +115,15 @@ def train(upload, recipe: str = "windows", steps: float = 300, hidden_size: floa
           max_vocab: float = limits.DEFAULT_APP_VOCAB, cell: str = "lstm",
           optimizer: str | None = None, weight_drop: float = 0.0, locked_dropout: bool = False,
           embed_dropout: float = 0.0, ar: float = 0.0, tar: float = 0.0,
-          request: gr.Request = None, progress=gr.Progress()):  # noqa: B008
+          forget_bias: float = 1.0, request: gr.Request = None, progress=gr.Progress()):  # noqa: B008
     """Train a run on the uploaded text (or the default corpus), log it to MLflow, select it.
 
     cell: "lstm", "gru" or "rnn"; optimizer: "sgd", "adam" or "ntasgd" (empty: the recipe's);
     weight_drop, embed_dropout (0 to 0.8), locked_dropout, ar, tar (0 to 10): the regularizers.
+    forget_bias (-5 to 5): the initial bias of the LSTM's forget gate (GRU: update gate).
     """
     config = train_config(recipe, steps, hidden_size, dropout, lr, max_vocab, cell, optimizer,
-                          weight_drop, locked_dropout, embed_dropout, ar, tar)
+                          weight_drop, locked_dropout, embed_dropout, ar, tar, forget_bias)
     name = check_run_name(run_name, config.recipe)
     text, corpus_name = read_upload(upload)
     params = check_cost(config, text)
@@ -210,7 +213,12 @@ def _cell_and_optimizer() -> list[gr.components.Component]:
                          elem_id="train-optimizer",
                          info="ntasgd: SGD, then averages the weights once validation stalls "
                               "(AWD-LSTM's NT-ASGD).")
-    return [cell, optimizer]
+    forget_bias = fields.number(value=1.0, minimum=-limits.MAX_FORGET_BIAS,
+                                maximum=limits.MAX_FORGET_BIAS, label="Forget bias",
+                                elem_id="train-forget-bias",
+                                info="Initial bias of the LSTM's forget gate (the GRU's update "
+                                     "gate); 1 keeps the memory open early on.")
+    return [cell, optimizer, forget_bias]
 
 
 def _regularizers() -> list[gr.components.Component]:
@@ -239,7 +247,7 @@ def build(run_outputs: list[gr.components.Component]) -> None:
                 upload, recipe, run_name = _text_and_recipe()
             with gr.Column():
                 steps, hidden, dropout, lr, max_vocab = _model_and_steps()
-        cell, optimizer = _cell_and_optimizer()
+        cell, optimizer, forget_bias = _cell_and_optimizer()
         with gr.Accordion("Regularizers (AWD-LSTM)", open=False):
             with gr.Row():
                 regularizers = _regularizers()
@@ -251,7 +259,7 @@ def build(run_outputs: list[gr.components.Component]) -> None:
         log = gr.Textbox(label="Training log", lines=8, interactive=False, elem_id="train-log")
     # New inputs go last, so callers of the API who pass the first eight keep working.
     button.click(train, [upload, recipe, steps, hidden, dropout, lr, run_name, max_vocab,
-                         cell, optimizer, *regularizers],
+                         cell, optimizer, *regularizers, forget_bias],
                  [*run_outputs, status, log], api_name="train", show_progress_on=status,
                  concurrency_limit=2)  # a second caller is told BUSY at once, not queued
     stop.click(stop_training, None, status, api_name="stop_training", concurrency_limit=None)
