@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from lstm_core import canary
 from lstm_core.cells import CELLS, GATE_BLOCKS
 from lstm_core.model import BACKENDS
 
@@ -71,6 +72,9 @@ class TrainConfig:
     memorization_prefix: int = 8  # k: tokens of source given to test extractable memorization
     memorization_suffix: int = 8  # m: tokens that must then be reproduced exactly
     memorization_sample: int = 64  # training passages tested for memorization at every eval (0 = off)
+    canary_repeats: int = 0  # plant a canary (a fixed prefix, then random digits) this many times at random paragraph starts of the training part, never the held-out tail; its exposure is measured at every eval (0 = off)
+    canary_digits: int = 6  # the canary's secret: this many random digits, each a word (up to 6 its rank among all 10^d secrets is exact, above that estimated)
+    canary_seed: int = 0  # draws the canary's digits and places, apart from seed: runs with other training seeds or repetitions share one secret
 
     def __post_init__(self) -> None:
         checks = [
@@ -108,6 +112,11 @@ class TrainConfig:
             (self.device in ("cpu", "cuda", "auto"), "device must be 'cpu', 'cuda' or 'auto'"),
             (self.cell in CELLS, f"cell must be one of {CELLS}, got {self.cell!r}"),
             (math.isfinite(self.lr_min) and self.lr_min >= 0, "lr_min must be a number >= 0"),
+            (0 <= self.canary_repeats <= canary.MAX_REPEATS,
+             f"canary_repeats must be from 0 to {canary.MAX_REPEATS} (0 = no canary)"),
+            (1 <= self.canary_digits <= canary.MAX_DIGITS,
+             f"canary_digits must be from 1 to {canary.MAX_DIGITS}"),
+            (0 <= self.canary_seed < 2**62, "canary_seed must be a whole number from 0 to 2^62"),
             (math.isfinite(self.forget_bias) and -10 <= self.forget_bias <= 10,
              "forget_bias must be a number from -10 to 10"),
         ]

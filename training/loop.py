@@ -25,6 +25,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from lstm_core import canary as canaries
 from lstm_core.data import (
     SequentialBatches,
     prefix_pairs,
@@ -53,6 +54,7 @@ class Corpus:
     vocab: Vocabulary
     train_ids: Tensor  # (N_train,)
     val_ids: Tensor  # (N_val,), possibly empty
+    canary: canaries.Canary | None = None  # planted in the training part (config.canary_repeats)
 
     @classmethod
     def from_text(cls, text: str, config: TrainConfig, vocab: Vocabulary | None = None) -> Corpus:
@@ -62,6 +64,12 @@ class Corpus:
                 f"The text has only {len(tokens)} token(s); a language model needs at least a "
                 "few sentences to learn from.")
         n_train = split_point(len(tokens), config.val_fraction)
+        canary = None
+        if config.canary_repeats:  # planted in the training part only: the tail stays unseen
+            canary = canaries.make_canary(config.canary_digits, config.canary_seed)
+            planted = canaries.plant(tokens[:n_train], canary, config.canary_repeats,
+                                     config.canary_seed)
+            tokens, n_train = planted + tokens[n_train:], len(planted)
         # The vocabulary comes from the training part only, as language-model benchmarks fix
         # theirs from the training split: a held-out word the training part lacks reads <unk>,
         # and the model learns how likely <unk> is from the training part's own rare words
@@ -69,8 +77,10 @@ class Corpus:
         if vocab is None:
             vocab = Vocabulary.build(tokens[:n_train], min_count=config.min_count,
                                      scheme=config.tokenizer, max_size=config.max_vocab)
+        if canary is not None:  # every candidate secret needs its digits in the vocabulary
+            vocab = canaries.with_words(vocab, canary.words + canaries.DIGITS)
         ids = torch.tensor(vocab.encode(tokens, unknown="unk"), dtype=torch.long)
-        return cls(text, vocab, ids[:n_train], ids[n_train:])
+        return cls(text, vocab, ids[:n_train], ids[n_train:], canary)
 
     def unk_rates(self) -> dict[str, float]:
         """The share of the training and of the held-out tokens that read <unk>."""
@@ -377,6 +387,7 @@ class Trainer:
                                 self.config.eval_tokens)
             improved = self._track_validation(val_loss, metrics)
             metrics.update(self._memorization_figures())
+            metrics.update(self._canary_figures())
             metrics["best_step"] = float(self.best_step)
             self.history = metrics  # before the checkpoint, which carries this step's figures
             best = self.checkpoint() if improved or math.isnan(val_loss) else None
@@ -422,6 +433,15 @@ class Trainer:
         return {"extractable_memorization": rate,
                 "memorization_seconds": time.perf_counter() - started}
 
+    def _canary_figures(self) -> dict[str, float]:
+        """The planted canary's exposure (bits) and whether greedy decoding writes it out,
+        for a bounded amount of work (canary.EVAL_BUDGET_ROWS rows, about a validation pass)."""
+        if self.corpus.canary is None:
+            return {}
+        started = time.perf_counter()
+        figures = canary_figures(self.model, self.corpus, canaries.EVAL_BUDGET_ROWS)
+        return {**figures, "canary_seconds": time.perf_counter() - started}
+
     def _save_checkpoints(self, best: dict | None, on_checkpoint) -> None:
         """last.pt always; model.pt when these are the weights to use (``best``, taken with
         NT-ASGD's averaged weights in place).
@@ -433,6 +453,18 @@ class Trainer:
         on_checkpoint("last", checkpoint)
         if best is not None or self.config.recipe == "seed":
             on_checkpoint("best", best or checkpoint)
+
+
+def canary_figures(model: LSTMLanguageModel, corpus: Corpus,
+                   max_rows: float = math.inf) -> dict[str, float]:
+    """canary_exposure (bits), canary_rank, canary_exposure_exact (1 when every candidate
+    that could outrank the secret was scored, 0 when the rank is estimated from a sample)
+    and canary_extracted (1 when greedy decoding after the prefix writes the secret)."""
+    context, digits, secret = canaries.canary_ids(corpus.canary, corpus.vocab)
+    found = canaries.exposure(model, context, digits, secret, max_rows)
+    return {"canary_exposure": found.bits, "canary_rank": found.rank,
+            "canary_exposure_exact": float(found.exact),
+            "canary_extracted": float(canaries.extracted(model, context, secret))}
 
 
 class StepResult(NamedTuple):

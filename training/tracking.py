@@ -36,7 +36,7 @@ from training.checkpoints import (
 )
 from training.config import TrainConfig
 from training.distributed import is_main_process
-from training.loop import Trainer
+from training.loop import Trainer, canary_figures
 from training.models import log_run_model, log_text_dataset
 from training.runs import Heartbeat, get_run, is_alive, resolve_run_id, run_process
 from training.store import (
@@ -116,6 +116,8 @@ def _log_final_figures(run_id: str, trainer: Trainer, model_id: str) -> dict[str
     for n in (1, 2, 4, 8):
         if n in report.novelty:
             figures[f"sample_novelty_{n}"] = report.novelty[n]
+    if trainer.corpus.canary is not None:  # the saved model's exposure, every candidate walked
+        figures.update(canary_figures(model, trainer.corpus))
     mlflow.log_metrics(figures, step=trainer.step, model_id=model_id)
     _log_gradient_flow(run_id, model, source_ids)
     # The same values the run logged at the model's step, linked to the model as well.
@@ -439,6 +441,8 @@ def _log_run_setup(run_id, config: TrainConfig, trainer: Trainer, text: str, cor
         "backend": config.backend,
         "cell": config.cell,
         "tokenizer": config.tokenizer,
+        # The planted secret, as the training text reads it: the point of the canary lab.
+        **({"canary": trainer.corpus.canary.text} if trainer.corpus.canary else {}),
         "torch_version": torch.__version__,
     })
     save_artifact_file(run_id, SOURCE_FILE, lambda p: p.write_text(text, encoding="utf-8"))
