@@ -160,7 +160,9 @@ def stored_results() -> pd.DataFrame:
         "accuracy": runs["metrics.final_accuracy"], "seconds": runs["metrics.seconds"],
         "steps": runs["params.steps"].astype(int), "parameters": runs["metrics.parameters"],
         "hidden_size": runs["params.hidden_size"].astype(int)}, columns=RESULT_COLUMNS)
-    key = table["cell"] + " " + table["k"].astype(str) + " " + table["forget_bias"].astype(str)
+    key = pd.Series([f"{c} {k} {b}" for c, k, b in zip(table["cell"], table["k"],
+                                                       table["forget_bias"], strict=True)],
+                    index=table.index)
     return table[~key.duplicated()].sort_values(["cell", "k"]).reset_index(drop=True)
 
 
