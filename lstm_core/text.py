@@ -9,11 +9,11 @@ Two tokenizer schemes, picked by name:
   Words keep internal apostrophes and hyphens (``don't``, ``sunday-morning``), so the model sees
   fewer, more frequent words.
 
-Both schemes find paragraphs the same way (``split_paragraphs``): one per line, as in the write-up's
-essay, unless the text is hard-wrapped with blank lines between its paragraphs; then the lines
-between two blank lines are joined. ``layout_notice`` says in one line what was done. Both put
-the token ``PARAGRAPH`` between paragraphs in the flat token stream, so a model can learn where
-paragraphs end.
+Both schemes find paragraphs the same way (``split_paragraphs``): one per line, as in the
+write-up's essay, unless the text is hard-wrapped with blank lines between its paragraphs; then
+the lines between two blank lines are joined. ``layout_notice`` says in one line what was done.
+Both put the token ``PARAGRAPH`` between paragraphs in the flat token stream, so a model can
+learn where paragraphs end.
 """
 
 import re
