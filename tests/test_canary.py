@@ -169,3 +169,49 @@ def test_greedy_extraction_reads_the_secret_only_when_the_model_writes_it():
         greedy.append(int(ids))
     assert canaries.extracted(model, context, greedy)
     assert not canaries.extracted(model, context, [g + 1 for g in greedy])
+
+
+# ---- the run in MLflow and the Canary tab ------------------------------------------------------
+
+def test_the_tab_says_so_when_the_store_has_no_canary_run(temp_store):
+    from ui import canary_tab
+
+    figure, note, table = canary_tab.repeats_chart()
+    assert figure is None and "No canary runs yet" in note and table.empty
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("3", "none", 100), "Repetitions must be one of"),
+    (("16", "<b>lots</b>", 100), "Regularizer must be one of"),
+    (("16", "none", 5), "Steps must be a whole number from 10"),
+])
+def test_the_tabs_settings_are_bounded(args, message):
+    import gradio as gr
+
+    from ui import canary_tab
+
+    with pytest.raises(gr.Error, match=message) as refused:
+        canary_tab.canary_config(*args)
+    assert "<b>" not in str(refused.value)  # echoed escaped
+
+
+@pytest.mark.slow  # about 25 s of CPU: a full run, its MLflow model and the final walk
+def test_a_canary_run_from_the_tab_streams_its_exposure_and_is_charted(temp_store):
+    """Trained from the Canary tab: the secret is the run's tag, r and d are params, the
+    exposure is a stepped metric (one point per evaluation), and the chart reads the run."""
+    from training.runs import get_run, metric_history
+    from ui import canary_tab
+
+    *steps, last = canary_tab.train_canary("4", "dropout 0.4", 20)
+    run_id = last[0].value
+    run = get_run(run_id)
+    assert run.data.tags["canary"] == canaries.make_canary(6, 0).text
+    assert (run.data.params["canary_repeats"], run.data.params["canary_digits"]) == ("4", "6")
+    curve = metric_history(run_id, ("canary_exposure",))
+    assert list(curve["step"]) == [10, 20]  # eval_interval 10
+    assert all(0 <= bits <= math.log2(10**6) for bits in curve["value"])
+    assert run.data.metrics["canary_exposure_exact"] == 1.0  # the saved model: walked exactly
+    assert "The secret planted: **my secret number is" in last[-1] and "Seen 4 times" in last[-1]
+    figure, note, table = canary_tab.repeats_chart()
+    assert figure is not None and "1 canary run(s)" in note
+    assert table.iloc[0]["repetitions"] == 4 and table.iloc[0]["regularizer"] == "dropout 0.4"

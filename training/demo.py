@@ -15,6 +15,8 @@ Beside them, trained first so that ``demo-windows`` stays the newest demo run (t
   one parent (``training.sweep``), so the app's overfitting map is not empty on first start.
 - ``demo-gru`` and ``demo-rnn``: one small run per other cell, so the app's gradient-flow view
   has trained curves of all three cells (the LSTM's is ``demo-windows``).
+- ``demo-canary``: a secret planted once or 16 times, without and with dropout (nested runs),
+  for the Canary tab's chart of exposure against repetitions; chart-only, they keep no model.
 
 All use the ``words`` tokenizer and hold out the same last 10% of the text, so their
 validation losses are comparable. To keep the committed store small, the demo runs ship their
@@ -36,7 +38,7 @@ import tempfile
 from pathlib import Path
 
 from training import store
-from training.checkpoints import LAST_FILE
+from training.checkpoints import LAST_FILE, MODEL_FILE
 from training.config import PROJECT_ROOT, TrainConfig
 from training.models import register_run_model
 from training.runs import list_runs
@@ -51,6 +53,11 @@ DEMO_RUNS = {
 # The overfitting map's first points: every combination, each child a windows-recipe run.
 DEMO_SWEEP = {"dropout": [0.0, 0.4], "weight_drop": [0.0, 0.5]}
 SWEEP_SETTINGS = dict(steps=300, embed_dim=32, hidden_size=32)  # shared by every sweep run
+# The Canary tab's chart: a secret planted once or 16 times, without and with dropout, nested
+# under demo-canary. The chart reads only metrics and the canary tag, so these runs keep no
+# checkpoint and no MLflow model (the run picker lists them; they cannot be loaded).
+DEMO_CANARY = {"canary_repeats": [1, 16], "dropout": [0.0, 0.4]}
+CANARY_SETTINGS = dict(steps=200, embed_dim=32, hidden_size=32, canary_digits=6)
 CELL_RUNS = {f"demo-{cell}": TrainConfig.for_recipe("windows", cell=cell, embed_dim=64,
                                                     hidden_size=64) for cell in ("gru", "rnn")}
 ALIASES = {"demo-seed": ("lighthouse", "reciter"), "demo-windows": ("lighthouse", "generalizer")}
@@ -75,6 +82,33 @@ def describe(name: str, run) -> str:
 def _without_last(run_id: str) -> None:
     """Drop last.pt (the optimizer state --resume needs) to keep the committed store small."""
     (store.local_artifact_dir(run_id) / LAST_FILE).unlink(missing_ok=True)
+
+
+def _chart_only(run_id: str) -> None:
+    """Drop a run's checkpoints and its logged MLflow model, keeping metrics, params and tags."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    folder = store.local_artifact_dir(run_id)
+    for name in (MODEL_FILE, LAST_FILE):
+        (folder / name).unlink(missing_ok=True)
+    run = mlflow.get_run(run_id)
+    for model in mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                             filter_string=f"source_run_id = '{run_id}'",
+                                             output_format="list"):
+        MlflowClient().delete_logged_model(model.model_id)
+        # its files: <artifact location>/models/<model id>/artifacts
+        shutil.rmtree(store.local_path(model.artifact_location).parent, ignore_errors=True)
+
+
+def train_canary_runs() -> None:
+    """The Canary tab's chart: DEMO_CANARY nested under demo-canary, chart-only runs."""
+    from training.sweep import run_sweep, sweep_points
+
+    print(f"training demo-canary ({' x '.join(f'{k} {v}' for k, v in DEMO_CANARY.items())})")
+    parent = run_sweep(DEMO_CANARY, CANARY_SETTINGS, name="demo-canary")
+    for run_id in sweep_points(parent)["run_id"]:
+        _chart_only(run_id)
 
 
 def train_longrange_runs() -> None:
@@ -114,6 +148,7 @@ def train_demo_runs() -> None:
     from training.tracking import train_run
 
     train_longrange_runs()  # no language models: the run picker never lists them
+    train_canary_runs()  # before the language models: the app's default run is the newest
     train_map_runs()  # first: the app's default run is the newest demo run, demo-windows
     for name, config in DEMO_RUNS.items():
         print(f"training {name} ({config.recipe} recipe, {config.steps} steps)")

@@ -27,7 +27,7 @@ from training.store import StoreError, end_active_run, mlflow, open_store, writi
 MAX_RUNS = 24  # a bound on the grid: each child is a full training run
 # The settings a sweep varies: flag name -> (TrainConfig field, value type).
 GRID = {"recipe": str, "dropout": float, "weight_drop": float, "embed_dropout": float,
-        "steps": int}
+        "steps": int, "canary_repeats": int}
 POINT_COLUMNS = ["run_id", "name", "recipe", "params", "held_out_perplexity",
                  "extractable_memorization", "parent_run_id"]
 
@@ -134,6 +134,50 @@ def sweep_points(parent_run_id: str | None = None) -> pd.DataFrame:
         "extractable_memorization": column("metrics.extractable_memorization"),
         "parent_run_id": column("tags.mlflow.parentRunId", None),
     }, columns=POINT_COLUMNS).reset_index(drop=True)
+
+
+# The canary lab's regularizer settings (the app's choices, bench.canary's rows, the demo's).
+CANARY_REGULARIZERS = {
+    "none": dict(dropout=0.0, weight_drop=0.0),
+    "dropout 0.4": dict(dropout=0.4, weight_drop=0.0),
+    "weight drop 0.5": dict(dropout=0.0, weight_drop=0.5),
+    "dropout 0.4 + weight drop 0.5": dict(dropout=0.4, weight_drop=0.5),
+}
+CANARY_COLUMNS = ["run_id", "name", "repeats", "regularizer", "exposure", "rank", "space",
+                  "extracted", "canary", "held_out_perplexity"]
+
+
+def regularizer_name(params: dict) -> str:
+    """A run's dropout and weight drop as the canary lab names them ("none", "dropout 0.4")."""
+    dropout, weight_drop = (float(params.get(k) or 0) for k in ("dropout", "weight_drop"))
+    parts = []
+    if dropout:
+        parts.append(f"dropout {dropout:g}")
+    if weight_drop:
+        parts.append(f"weight drop {weight_drop:g}")
+    return " + ".join(parts) or "none"
+
+
+def canary_points() -> pd.DataFrame:
+    """One row per finished run that planted a canary: its repetitions, regularizer, and its
+    saved model's exposure (bits), rank among the ``space`` of secrets, whether greedy
+    decoding writes the secret (1/0), the canary's text, its held-out perplexity."""
+    runs = mlflow.search_runs(experiment_ids=[open_store()], order_by=["start_time ASC"])
+    if runs.empty or "tags.canary" not in runs or "metrics.canary_exposure" not in runs:
+        return pd.DataFrame(columns=CANARY_COLUMNS)
+    runs = runs[(runs["status"] == "FINISHED") & runs["tags.canary"].notna()
+                & runs["metrics.canary_exposure"].notna()]
+    best = runs.get("metrics.best_val_loss", pd.Series(math.nan, index=runs.index))
+    return pd.DataFrame({
+        "run_id": runs["run_id"], "name": runs["tags.mlflow.runName"],
+        "repeats": runs["params.canary_repeats"].astype(int),
+        "regularizer": [regularizer_name({"dropout": d, "weight_drop": w}) for d, w in
+                        zip(runs["params.dropout"], runs["params.weight_drop"], strict=True)],
+        "exposure": runs["metrics.canary_exposure"], "rank": runs["metrics.canary_rank"],
+        "space": [10 ** int(d) for d in runs["params.canary_digits"]],
+        "extracted": runs["metrics.canary_extracted"], "canary": runs["tags.canary"],
+        "held_out_perplexity": best.map(lambda v: math.exp(min(v, 50.0))),
+    }, columns=CANARY_COLUMNS).reset_index(drop=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
