@@ -14,6 +14,7 @@ import gradio as gr
 
 from ui import (
     about_tab,
+    canary_tab,
     compare_tab,
     flow_tab,
     generate_tab,
@@ -60,6 +61,7 @@ def build_demo() -> gr.Blocks:
             flow_tab.build(top.run)
             run_outputs = [top.run, top.table, compare.picker, top.notice]
             train_tab.build(run_outputs)
+            canary_tab.build(run_outputs)
             about_tab.build()
         loaded = demo.load(refresh_runs, None, run_outputs, api_visibility="private")
         loaded.then(compare_tab.compare_if_ready, compare.picker, compare.outputs,

@@ -101,15 +101,39 @@ def train_canary(repeats: str = "16", regularizer: str = "none", steps: float = 
     # The default corpus is public: so is this run (only a run of an upload is private).
     job = training_job.start(config, text, DEFAULT_CORPUS.name, name,
                              getattr(request, "session_hash", None))
+    shown = 0  # evaluations drawn so far: the chart is redrawn only when one comes in
     while job.thread.is_alive():
         job.thread.join(POLL_S)
-        readout = f"step {job.step}/{config.steps}: planting done, training…"
+        curve = exposure_curve(job.run_id)
+        latest = f" · exposure {curve['bits'].iloc[-1]:.1f} bits" if len(curve) else ""
+        readout = f"step {job.step}/{config.steps}{latest}"
         progress(job.step / config.steps, desc=readout)
-        yield (*[gr.skip()] * 4, exposure_curve(job.run_id), readout, gr.skip())
+        figure = exposure_figure(curve) if len(curve) > shown else gr.skip()
+        shown = len(curve)
+        yield (*[gr.skip()] * 4, figure, readout, gr.skip())
     if job.error is not None:
         raise limits.refusal(training_job.failure_message(job.error))
-    yield (*refresh_runs(job.run_id, request), exposure_curve(job.run_id),
+    yield (*refresh_runs(job.run_id, request), exposure_figure(exposure_curve(job.run_id)),
            done_message(job), final_reading(job.run_id))
+
+
+def exposure_figure(curve: pd.DataFrame):
+    """The exposure (bits) at each evaluation so far, against the step (None before the first)."""
+    if curve.empty:
+        return None
+    from matplotlib.figure import Figure  # no pyplot: no global state shared between threads
+
+    top = math.log2(10**DIGITS)
+    figure = Figure(figsize=(7, 2.8), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    axes.plot(curve["step"], curve["bits"], marker="o", color="C3")
+    axes.axhline(top, color="grey", linestyle="--", linewidth=1)
+    axes.text(curve["step"].min(), top, " ranks 1st of a million", va="bottom", fontsize=8,
+              color="grey")
+    axes.set(xlabel="training step", ylabel="exposure (bits)", ylim=(0, top + 2),
+             title="The secret's exposure at each evaluation")
+    axes.grid(True, alpha=0.3)
+    return figure
 
 
 def final_reading(run_id: str) -> str:
@@ -161,6 +185,9 @@ def chart_figure(points: pd.DataFrame):
     axes.axhline(top, color="grey", linestyle="--", linewidth=1)
     axes.text(points["repeats"].min(), top, " ranks 1st", va="bottom", fontsize=8, color="grey")
     axes.set_xscale("log", base=2)
+    ticks = sorted(points["repeats"].unique())
+    axes.set_xticks(ticks, labels=[str(t) for t in ticks])
+    axes.minorticks_off()
     axes.set(xlabel="times the secret was planted", ylabel="exposure (bits)", ylim=(0, top + 2),
              title="How well the model learned the secret")
     axes.grid(True, alpha=0.3)
@@ -188,15 +215,13 @@ def build(run_outputs: list[gr.components.Component]) -> None:
                                elem_id="canary-btn")
             stop = gr.Button("Stop", variant="stop", elem_id="canary-stop")
         status = gr.Markdown(elem_id="canary-status")
-        curve = gr.LinePlot(x="step", y="bits", y_lim=[0, math.log2(10**DIGITS) + 1],
-                            x_title="training step", y_title="exposure (bits)", height=260,
-                            label="Exposure so far", elem_id="canary-curve")
+        curve = gr.Plot(label="Exposure so far", elem_id="canary-curve")
         result = gr.Markdown(elem_id="canary-result")
         gr.Markdown("### Exposure against repetitions: the finished runs")
         with gr.Row():
             redraw = gr.Button("↻ Redraw", scale=0, min_width=120, elem_id="canary-redraw")
-        chart = gr.Plot(label="Exposure against repetitions", elem_id="canary-chart")
         note = gr.Markdown(elem_id="canary-note")
+        chart = gr.Plot(label="Exposure against repetitions", elem_id="canary-chart")
         table = gr.Dataframe(interactive=False, max_height=300, elem_id="canary-table")
     outputs = [chart, note, table]
     trained = button.click(train_canary, [repeats, regularizer, steps],
