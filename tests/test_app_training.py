@@ -13,7 +13,7 @@ import pytest
 from conftest import FIRST_WORDS, QUIET, wait_until
 from training.checkpoints import LAST_FILE, MODEL_FILE
 from training.config import DEFAULT_CORPUS, TrainConfig
-from training.runs import get_run, list_runs
+from training.runs import get_run, list_runs, run_samples
 from training.store import local_artifact_dir
 from ui import limits, training_job
 from ui.runs import run_choices
@@ -117,21 +117,35 @@ def test_the_settings_make_the_runs_config():
     assert train_config("windows", 100, 32, 0.3, 1.0, 500, "rnn", "").optimizer == "sgd"
 
 
-def test_picking_a_recipe_offers_its_own_dropout_learning_rate_and_optimizer():
+def test_picking_a_recipe_offers_its_own_settings_and_memorize_a_size_that_recites():
     seed = TrainConfig.for_recipe("seed")
-    dropout, lr, name, optimizer = recipe_defaults("seed")
-    assert (dropout, lr, optimizer) == (seed.dropout, seed.lr, seed.optimizer)
+    dropout, lr, name, optimizer, hidden, steps, vocab, tokenizer = recipe_defaults("seed")
+    assert (dropout, lr, optimizer, tokenizer) == (seed.dropout, seed.lr, seed.optimizer, "seed")
     assert name.placeholder == "app-seed"
+    dropout, lr, _, optimizer, hidden, steps, vocab, tokenizer = recipe_defaults("memorize")
+    assert (dropout, optimizer, hidden, vocab) == (0.0, "adam", 256, limits.MAX_APP_VOCAB)
+    memorize = train_config("memorize", steps, hidden, dropout, lr, vocab)
+    assert memorize.val_fraction == 0 and memorize.early_stop_patience == 0
+    assert memorize.min_count == 1  # every word kept: it is to be recited
 
 
-def test_parameters_times_steps_has_a_ceiling():
+def test_the_arithmetic_of_a_run_has_a_ceiling_that_lets_memorize_recite():
     big = train_config("windows", limits.MAX_STEPS, limits.MAX_HIDDEN, 0.3, 1.0,
                        limits.MAX_APP_VOCAB)
     with pytest.raises(gr.Error, match="too big for the app"):
         check_cost(big, UNIQUE)
-    default = train_config("windows", 300, 64, 0.4, 20.0)
-    params = check_cost(default, DEFAULT_CORPUS.read_text(encoding="utf-8"))
-    assert 10_000 < params * default.steps <= limits.MAX_PARAM_STEPS
+    text = DEFAULT_CORPUS.read_text(encoding="utf-8")
+    for recipe in ("windows", "seed"):
+        check_cost(train_config(recipe, 300, 64, 0.4, 20.0), text)  # the tab's defaults
+    # The memorize preset on a 5,000-word text (the default corpus, half again as long).
+    _, lr, _, _, hidden, steps, vocab, _ = recipe_defaults("memorize")
+    longer = text + "\n\n" + " ".join(text.split()[:1800])
+    assert len(longer.split()) > 5000
+    assert check_cost(train_config("memorize", steps, hidden, 0.0, lr, vocab), longer) > 500_000
+    # The seed recipe pays for its longest prefix: one 7,000-word line costs far more a step.
+    line = " ".join(f"w{i % 3000}" for i in range(7000))
+    with pytest.raises(gr.Error, match="too big for the app"):
+        check_cost(train_config("seed", 2000, 128, 0.0, 0.005), line)
 
 
 def test_the_vocabulary_cap_bounds_the_cost_however_many_words_the_text_has():
@@ -163,12 +177,18 @@ def test_run_names_are_bounded_and_demo_names_reserved():
 
 def test_train_logs_a_run_and_selects_it(temp_store, tmp_path):
     *_, last = train(upload(tmp_path), "windows", 20, 16, 0.0, 0.01, "app-test")
-    run, table, compare, notice, status, log = last
+    run, table, compare, notice, status, log, plot, samples = last
     runs = list_runs()
     assert list(runs["name"]) == ["app-test"] and run.value == runs["run_id"].iloc[0]
     assert runs["corpus"].iloc[0] == "story.txt" and not notice.visible
     assert "step 20/20" in log and status.startswith("Done: run")
     assert not training_job._LOCK.locked()
+    # What the learner watched: the curves so far and a sample per evaluation, newest first,
+    # the same samples the run logged to MLflow.
+    lines = [line for line in plot.axes[0].get_lines() if line.get_label() == "train loss"]
+    assert list(lines[0].get_xdata()) == [10, 20]
+    assert 0 < samples.index("step 20") < samples.index("step 10")
+    assert [step for step, _ in run_samples(run.value)] == [10, 20]
 
 
 def test_a_failed_training_says_why_and_frees_the_app_for_the_next(temp_store, tmp_path):

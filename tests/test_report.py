@@ -46,7 +46,7 @@ def test_the_highlight_marks_repeats_apart_from_copies_and_joins_up_to_the_text(
 
 
 def _loaded(max_vocab: int):
-    tokens = ("a a a b b c " * 3 + "rare").split()
+    tokens = ("rare " + "a a a b b c " * 3 + "tail").split()  # "tail": the held-out 10%
     vocab = Vocabulary.build(tokens, max_size=max_vocab)
     return SimpleNamespace(source_tokens=tokens, vocab=vocab,
                            config=TrainConfig(max_vocab=max_vocab))
@@ -61,3 +61,10 @@ def test_a_word_the_cap_dropped_is_named_as_dropped_by_the_cap():
 def test_without_a_cap_only_absence_is_named():
     message = unknown_words(["zebra"], _loaded(max_vocab=0))
     assert "not in the training text" in message and "cap" not in message
+
+
+def test_a_word_only_in_the_held_out_tail_is_named_as_held_out():
+    loaded = _loaded(max_vocab=0)
+    message = unknown_words(["tail"], loaded)
+    assert "only in the held-out last 10%" in message and "'tail'" in message
+    assert "not in the training text" not in message

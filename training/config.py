@@ -16,7 +16,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = PROJECT_ROOT / "corpus" / "lighthouse_keeper.txt"
 # The write-up's essay, kept outside the project (tests and benchmarks skip when it is absent).
 SPIKE = PROJECT_ROOT.parent / "shared" / "corpus" / "the_spike.txt"
-RECIPES = ("seed", "windows")
+RECIPES = ("seed", "windows", "memorize")
 OPTIMIZERS = ("adam", "sgd", "ntasgd")
 MAX_BATCH_SIZE = 8192  # bounds on one step's work, so a typo cannot take all the memory
 MAX_SEQ_LEN = 4096
@@ -32,7 +32,7 @@ RESERVED_IDS = 2  # <pad> and <unk>: a vocabulary of N words has N + 2 ids
 @dataclass
 class TrainConfig:
     corpus: str = str(DEFAULT_CORPUS)  # path of the UTF-8 training text
-    recipe: str = "windows"  # "seed" (the write-up's prefix pairs) or "windows" (every position)
+    recipe: str = "windows"  # "seed" (the write-up's prefix pairs), "windows" (every position, held-out tail, best-validation weights) or "memorize" (every position of the whole text, no dropout, Adam: it recites)
     tokenizer: str = "words"  # "seed" (split on spaces, as the write-up) or "words" (punctuation split off)
     steps: int = 400  # optimizer steps (the write-up's "iterations")
     batch_size: int = 32  # sequences per step (seed recipe: prefix pairs per step)
@@ -62,7 +62,7 @@ class TrainConfig:
     lr_factor: float = 0.5  # what the learning rate is multiplied by when it is cut
     lr_min: float = 1.0  # the learning rate is never cut below this floor (nor raised to it)
     early_stop_patience: int = 4  # stop after this many evals without a new best (0 = never)
-    min_count: int = 1  # words seen fewer times in the training part become <unk> (so <unk> is learned from rare words; held-out words the training part lacks read <unk> too)
+    min_count: int = 2  # words seen fewer times in the training part become <unk>, and so do held-out words it lacks: with 2, the words seen once teach the model how often a new word comes (the seed recipe keeps every word)
     max_vocab: int = 10000  # keep only the N most frequent words, the rest become <unk> (0 = no cap)
     backend: str = "scratch"  # "scratch" (hand-written backward), "autograd" (the readable cell) or "torch" (nn.LSTM)
     cell: str = "lstm"  # recurrent cell: "lstm", "gru" or "rnn" (plain tanh); the latter two run backend scratch as autograd
@@ -134,7 +134,7 @@ class TrainConfig:
         """A config with the recipe's own defaults, then the given overrides on top."""
         if recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
-        values = dict(SEED_RECIPE) if recipe == "seed" else {}
+        values = dict({"seed": SEED_RECIPE, "memorize": MEMORIZE_RECIPE}.get(recipe, {}))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(recipe=recipe, **values)
 
@@ -163,6 +163,24 @@ def step_logits(config: TrainConfig, vocab_size: int) -> int:
     return targets * vocab_size
 
 
+def training_flops(config: TrainConfig, vocab_size: int, longest_paragraph: int) -> float:
+    """The arithmetic of a whole run, roughly: what its time grows with, not its weights.
+
+    Per step, every position read runs the cell (G gate blocks of H x (input + H)
+    multiply-adds per layer) and every target the output layer (V x H); backward costs about
+    twice the forward, and a multiply-add is 2 operations. The seed recipe reads its longest
+    prefix (cut at max_prefix) for each of its pairs but scores only the last word.
+    """
+    E, H, G = config.embed_dim, config.hidden_size, GATE_BLOCKS[config.cell]
+    cell = sum(G * H * ((E if layer == 0 else H) + H) for layer in range(config.num_layers))
+    if config.recipe == "seed":
+        positions = config.batch_size * min(max(longest_paragraph, 1), config.max_prefix)
+        targets = config.batch_size
+    else:
+        positions = targets = config.batch_size * config.seq_len
+    return 6.0 * config.steps * (positions * cell + targets * vocab_size * H)
+
+
 def check_model_size(config: TrainConfig, vocab_size: int) -> None:
     """Refuse, before anything is allocated, a model or a step too big for one machine."""
     params = parameter_count(config, vocab_size)
@@ -185,6 +203,16 @@ SEED_RECIPE = dict(
     grad_clip=0.0, val_fraction=0.0, lr_patience=0, early_stop_patience=0, min_count=1,
 )
 
+# Recite a text of your own: every position of the whole text scored (nothing held out, no
+# early stop, no dropout), Adam as in the write-up, a wider state and untied output weights for
+# capacity, every word kept (min_count 1). On 2 CPUs it recites a 5,000-word text in a few
+# minutes (docs/benchmarks.md, bench.memorize).
+MEMORIZE_RECIPE = dict(
+    steps=400, optimizer="adam", lr=0.005, dropout=0.0, tie_weights=False, hidden_size=256,
+    grad_clip=1.0, val_fraction=0.0, lr_patience=0, early_stop_patience=0, min_count=1,
+    eval_interval=50,
+)
+
 
 def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One --flag per TrainConfig field (but those in skip), its help text from the field's comment."""
@@ -194,8 +222,9 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default
-        help_text = f"{comments.get(f.name, '')} (default: {default}; seed recipe: {SEED_RECIPE[f.name]})" \
-            if f.name in SEED_RECIPE else f"{comments.get(f.name, '')} (default: {default})"
+        others = "".join(f"; {name} recipe: {preset[f.name]}" for name, preset in
+                         (("seed", SEED_RECIPE), ("memorize", MEMORIZE_RECIPE)) if f.name in preset)
+        help_text = f"{comments.get(f.name, '')} (default: {default}{others})"
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:

@@ -33,9 +33,10 @@ from lstm_core.data import (
     split_at,
     split_point,
 )
+from lstm_core.generate import SamplingConfig, generate_ids
 from lstm_core.memorization import extractable_memorization
 from lstm_core.model import LSTMLanguageModel, ModelConfig
-from lstm_core.text import PARAGRAPH, tokenize
+from lstm_core.text import PARAGRAPH, detokenize, tokenize
 from lstm_core.vocab import UNK_ID, Vocabulary
 from training.config import TrainConfig, check_model_size
 from training.distributed import World, init_world, wrap
@@ -43,6 +44,7 @@ from training.ntasgd import WeightAverage
 
 CHECKPOINT_FORMAT = 1
 PAIR_ELEMENTS = 50_000_000  # seed recipe: the most ids all prefix pairs together may hold
+SAMPLE_TOKENS = 24  # words of the greedy sample taken at each evaluation
 EVAL_ROW_TOKENS, EVAL_ROWS = 512, 16  # validation: a long tail is read in up to 16 rows of 512+
 
 
@@ -275,6 +277,8 @@ class Trainer:
         self.evals_since_best = 0
         self.best_step = 0
         self.history: dict[str, float] = {}
+        self.kept: dict[str, float] = {}  # the figures of the weights model.pt holds
+        self.samples: list[tuple[int, str]] = []  # (step, greedy sample from the cue) per eval
         if checkpoint:
             self._restore(checkpoint)
 
@@ -317,6 +321,8 @@ class Trainer:
             self.best_val = float(checkpoint["best_val"])
             self.evals_since_best = int(checkpoint["evals_since_best"])
             self.best_step = int(checkpoint.get("best_step", 0))
+            self.kept = {k: v for k, v in checkpoint.get("metrics", {}).items()
+                         if k.startswith("best_")}
             if checkpoint.get("ntasgd"):
                 self.average = WeightAverage(self.model, checkpoint["ntasgd"]["start_step"])
                 self.average.load_state_dict(checkpoint["ntasgd"])
@@ -388,9 +394,14 @@ class Trainer:
             improved = self._track_validation(val_loss, metrics)
             metrics.update(self._memorization_figures())
             metrics.update(self._canary_figures())
-            metrics["best_step"] = float(self.best_step)
+            # model.pt gets these weights: a new lowest validation loss, or, with nothing held
+            # out or for the seed recipe (which keeps its final weights), every evaluation.
+            keeps = improved or math.isnan(val_loss) or self.config.recipe == "seed"
+            if keeps:
+                self.kept = self._kept_figures(metrics)
+            metrics.update(self.kept)
             self.history = metrics  # before the checkpoint, which carries this step's figures
-            best = self.checkpoint() if improved or math.isnan(val_loss) else None
+            best = self.checkpoint() if keeps else None
         # Checkpoints first: once a step's log line is out, its checkpoint is on disk.
         self._save_checkpoints(best, on_checkpoint)
         on_log(self.step, metrics)
@@ -411,7 +422,6 @@ class Trainer:
             self.best_val, self.best_step, self.evals_since_best = val_loss, self.step, 0
         else:
             self.evals_since_best += 1
-        metrics["best_val_loss"] = self.best_val
         patience = self.config.lr_patience
         if self.config.optimizer == "ntasgd":  # the learning rate stays; averaging starts
             if self.average is None and patience > 0 and self.evals_since_best >= patience:
@@ -419,6 +429,22 @@ class Trainer:
         elif patience > 0:
             self.scheduler.step(val_loss)
         return improved
+
+    def _kept_figures(self, metrics: dict[str, float]) -> dict[str, float]:
+        """The figures of the weights model.pt holds (so every summary of a run shows the
+        loaded weights' numbers): their step, held-out loss and perplexity, memorization."""
+        kept = {"best_step": float(self.step)}
+        for name in ("val_loss", "val_perplexity", "extractable_memorization"):
+            if name in metrics:
+                kept[f"best_{name}"] = metrics[name]
+        return kept
+
+    def _sample(self) -> str:
+        """A greedy continuation of the training text's first words (the same cue at every
+        evaluation), so a learner sees gibberish turn into recitation."""
+        cue = self.corpus.train_ids[:self.config.memorization_prefix].tolist()
+        ids = generate_ids(self.model, cue, SamplingConfig(max_new_tokens=SAMPLE_TOKENS))
+        return detokenize(self.corpus.vocab.decode(ids), self.config.tokenizer)
 
     def _memorization_figures(self) -> dict[str, float]:
         """Memorization on a fixed, evenly spread sample of training passages, and its cost."""
@@ -430,6 +456,7 @@ class Trainer:
         rate = extractable_memorization(
             self.model, self.corpus.train_ids, cfg.memorization_prefix, cfg.memorization_suffix,
             max_windows=cfg.memorization_sample)
+        self.samples.append((self.step, self._sample()))
         return {"extractable_memorization": rate,
                 "memorization_seconds": time.perf_counter() - started}
 

@@ -8,6 +8,7 @@ shown as INTERRUPTED: a heartbeat in its tags tells a live run from a dead one.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -258,6 +259,26 @@ def metric_history(run_id: str, keys=("train_loss", "val_loss")) -> pd.DataFrame
     history = pd.DataFrame(rows, columns=["step", "value", "metric", "timestamp"])
     history = history.sort_values(["metric", "step", "timestamp"], kind="stable")
     return history.drop_duplicates(["metric", "step"])[["step", "value", "metric"]]
+
+
+SAMPLES_FILE = "samples.json"  # each evaluation's greedy sample (mlflow.log_table's format)
+MAX_SAMPLES_BYTES = 5_000_000  # a damaged or hostile artifact is not read whole
+
+
+def run_samples(run_id: str) -> list[tuple[int, str]]:
+    """The greedy samples a run logged while it trained, as (step, text), oldest first; empty
+    for a run that logged none (or whose file cannot be read)."""
+    open_store()
+    try:
+        path = artifact_path(run_id, SAMPLES_FILE)
+        if path.stat().st_size > MAX_SAMPLES_BYTES:
+            return []
+        table = json.loads(path.read_text(encoding="utf-8"))
+        column = {name: i for i, name in enumerate(table["columns"])}
+        rows = [(int(row[column["step"]]), str(row[column["sample"]])) for row in table["data"]]
+    except Exception:  # missing, unreadable or malformed (MLflow's own errors included)
+        return []
+    return sorted(rows)
 
 
 # ----------------------------------------------------------------------------------------------

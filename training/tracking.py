@@ -38,7 +38,14 @@ from training.config import TrainConfig
 from training.distributed import is_main_process
 from training.loop import Trainer, canary_figures
 from training.models import log_run_model, log_text_dataset
-from training.runs import Heartbeat, get_run, is_alive, resolve_run_id, run_process
+from training.runs import (
+    SAMPLES_FILE,
+    Heartbeat,
+    get_run,
+    is_alive,
+    resolve_run_id,
+    run_process,
+)
 from training.store import (
     StoreError,
     artifact_path,
@@ -279,6 +286,7 @@ def train_run(
     stop_event: threading.Event | None = None,
     tags: dict[str, str] | None = None,
     on_start: Callable[[str], None] | None = None,
+    on_eval: Callable[[int, dict[str, float], str], None] | None = None,
 ) -> str:
     """Train (or resume) one run into the MLflow store and return its run id ("" on ranks > 0).
 
@@ -290,6 +298,8 @@ def train_run(
     that stopped a run reads how it ended from ``training.runs.get_run(run_id).info.status``:
     KILLED only once its last checkpoint is saved; RUNNING while the step under way, the last
     evaluation or that checkpoint is not done yet.
+    on_eval(step, metrics, sample) follows each evaluation: its metrics and the greedy sample
+    from the training text's first words ("" when memorization is not measured).
     tags are set on the run as it is created (or resumed); on_start(run_id) is called as soon
     as the run exists, before anything is logged to it. ``resume`` takes anything
     ``training.runs.resolve_run_id`` does (an id prefix, a run name). A store that cannot be
@@ -332,7 +342,7 @@ def train_run(
                 _log_run_setup(run_id, config, trainer, text, corpus_name)
                 log_text_dataset(text, source, corpus_name or Path(config.corpus).name)
             stopped_by_caller = _train(trainer, run_id, heartbeat, signals, on_step, on_log,
-                                       stop_event)
+                                       stop_event, on_eval)
         if signals:
             raise Interrupted(signals[0], run_id)
         if not stopped_by_caller:
@@ -357,13 +367,19 @@ def train_run(
 
 
 def _train(trainer: Trainer, run_id: str, heartbeat: Heartbeat, signals: list[int], on_step,
-           on_log, stop_event: threading.Event | None) -> bool:
+           on_log, stop_event: threading.Event | None, on_eval=None) -> bool:
     """Run the training loop, logging to the active run; returns whether stop_event ended it."""
     config = trainer.config
 
     def log(step, metrics):
         mlflow.log_metrics({**metrics, "step": float(step)}, step=step)
         on_log(_log_line(step, config.steps, metrics))
+        sample = trainer.samples[-1][1] if trainer.samples and trainer.samples[-1][0] == step else ""
+        if sample:  # one row per evaluation, so mlflow ui and the Loss tab can replay them
+            mlflow.log_table({"step": [step], "sample": [sample]}, SAMPLES_FILE)
+            on_log(f"sample at step {step}: {' '.join(sample.split())}")
+        if on_eval:
+            on_eval(step, metrics, sample)
 
     def step_done(step, loss):
         heartbeat.beat()

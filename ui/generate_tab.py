@@ -9,6 +9,7 @@ from typing import NamedTuple
 import gradio as gr
 import pandas as pd
 
+from lstm_core.data import split_point
 from lstm_core.generate import encode_prompt, stream_ids
 from lstm_core.text import PARAGRAPH, detokenize, tokenize
 from lstm_core.vocab import UnknownWordsError
@@ -43,18 +44,25 @@ def prompt_ids(prompt, loaded: LoadedRun) -> list[int]:
 
 
 def unknown_words(words: list[str], loaded: LoadedRun) -> str:
-    """Why each unknown prompt word is unknown: not in the training text at all, or in it but
-    left out of the vocabulary (the cap keeps only the most frequent words)."""
-    in_text = set(loaded.source_tokens)
+    """Why each unknown prompt word is unknown: not in the training text at all, only in its
+    held-out tail (the vocabulary comes from the training part), or in the training part but
+    left out of the vocabulary (the cap keeps only the most frequent words; min_count)."""
+    tokens, cfg = loaded.source_tokens, loaded.config
+    in_training = set(tokens[:split_point(len(tokens), cfg.val_fraction)])
+    in_text = set(tokens)
     listed = lambda ws: ", ".join(repr(w[:30]) for w in ws[:5]) + (" …" if len(ws) > 5 else "")  # noqa: E731
     absent = [w for w in words if w not in in_text]
-    dropped = [w for w in words if w in in_text]
+    held_out = [w for w in words if w in in_text and w not in in_training]
+    dropped = [w for w in words if w in in_training]
     parts = []
     if absent:
         parts.append(f"not in the training text: {listed(absent)} (the model only knows words "
                      "from its training text)")
+    if held_out:
+        parts.append(f"only in the held-out last {cfg.val_fraction:.0%} of the text: "
+                     f"{listed(held_out)} (the vocabulary comes from the training part, so the "
+                     "held-out text is scored on words the model never saw)")
     if dropped:
-        cfg = loaded.config
         rule = (f"the vocabulary cap of {cfg.max_vocab:,} keeps only the most frequent words"
                 if cfg.max_vocab and len(loaded.vocab) - 2 >= cfg.max_vocab else
                 f"words seen fewer than {cfg.min_count} times are left out")

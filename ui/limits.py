@@ -10,6 +10,9 @@ import html
 import math
 import re
 import sys
+import threading
+import time
+from collections import deque
 
 import gradio as gr
 
@@ -27,10 +30,15 @@ MAX_COMPARED = 8  # runs one comparison may overlay
 
 # Training in the app (a shared machine: one run at a time, each bounded in cost and time)
 MAX_UPLOAD_BYTES = 2_000_000
+# Uploads a caller hands to Train in an hour, counted per client address (a session is free to
+# renew): each sits in Gradio's cache until read, so a stream of them could fill the disk.
+MAX_UPLOAD_BYTES_PER_HOUR = 10_000_000  # five full uploads
 MAX_STEPS, MAX_HIDDEN = 2000, 256
 MIN_APP_VOCAB, MAX_APP_VOCAB, DEFAULT_APP_VOCAB = 100, 5000, 2000
 MAX_DROP, MAX_AR = 0.8, 10.0  # weight/embedding dropout and AR/TAR ceilings
-MAX_PARAM_STEPS = 300_000_000  # model parameters x steps one app training may cost
+# The arithmetic one app training may cost (training.config.training_flops: steps x positions
+# read x the cell's and output layer's size): a few minutes on two CPUs.
+MAX_TRAIN_FLOPS = 6e12
 MAX_TRAIN_SECONDS = 600  # an app training is stopped (KILLED, checkpoint kept) after this long
 KEEP_APP_RUNS = 10  # app-trained runs kept; older ones are deleted after each training
 MAX_RUN_NAME = 80  # characters
@@ -46,6 +54,46 @@ QUEUE_MAX_SIZE = 24  # requests waiting at once; past that a caller is told the 
 # nothing from a second core, and a second request keeps both cores busy.
 COMPUTE_SLOT = dict(concurrency_id="compute", concurrency_limit=2)
 SHOWN_CHARS = 60  # characters of a caller's value echoed back in an error
+# Gradio keeps state for every session (page load or API client) it has seen, about 0.2 MB
+# each here (a copy of every component's config), and drops the least recently used only past
+# this many: its default of 10,000 would let a stream of new visitors take 2 GB.
+MAX_SESSIONS = 500
+
+
+_uploads: dict[str, deque] = {}  # caller -> (time, bytes) of their uploads in the last hour
+_uploads_lock = threading.Lock()
+
+
+def caller(request) -> str:
+    """Who sent a request, for per-caller bounds: the client's address (or the session)."""
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None) or getattr(request, "session_hash", None) or ""
+
+
+def _last_hour(who: str, now: float) -> deque:
+    """The caller's uploads of the last hour (older ones dropped); call under _uploads_lock."""
+    seen = _uploads.get(who, deque())
+    while seen and seen[0][0] <= now - 3600:
+        seen.popleft()
+    return seen
+
+
+def charge_upload(who: str, size: int, now: float | None = None) -> None:
+    """Count an upload of ``size`` bytes against the caller's hourly allowance, or refuse it."""
+    now = time.monotonic() if now is None else now
+    with _uploads_lock:
+        if len(_uploads) >= 1000:  # forget callers with nothing left in the hour
+            for key in [k for k in _uploads if not _last_hour(k, now)]:
+                del _uploads[key]
+        seen = _last_hour(who, now)
+        used = sum(n for _, n in seen)
+        if used + size > MAX_UPLOAD_BYTES_PER_HOUR:
+            wait = math.ceil((seen[0][0] + 3600 - now) / 60) if seen else 60
+            raise refusal(f"Uploads are limited to {MAX_UPLOAD_BYTES_PER_HOUR / 1e6:g} MB an hour "
+                          f"from one visitor, and {used / 1e6:.1f} MB came in the last hour: try "
+                          f"again in {wait} minute(s), or train on the default corpus.")
+        seen.append((now, size))
+        _uploads[who] = seen
 
 
 def refusal(message: str) -> gr.Error:

@@ -2,54 +2,76 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import math
 import os
 from pathlib import Path
 
 import gradio as gr
-import torch
 
 from lstm_core.cells import CELLS
-from lstm_core.model import LSTMLanguageModel
-from lstm_core.text import decode_text, tokenize
-from training.config import DEFAULT_CORPUS, OPTIMIZERS, RECIPES, TrainConfig
-from training.loop import model_config_for
+from lstm_core.text import SCHEMES, decode_text, tokenize_paragraphs
+from training.config import (
+    DEFAULT_CORPUS,
+    OPTIMIZERS,
+    RECIPES,
+    RESERVED_IDS,
+    TrainConfig,
+    parameter_count,
+    training_flops,
+)
 from training.store import public
-from ui import fields, limits, training_job
+from ui import fields, limits, live_view, training_job
 from ui.runs import refresh_runs, viewer
 
 SEED, WINDOWS = TrainConfig.for_recipe("seed"), TrainConfig.for_recipe("windows")
+MEMORIZE = TrainConfig.for_recipe("memorize")
+# What bench.memorize measured (docs/benchmarks.md), said where the recipe is picked.
+MEMORIZE_SIZES = ("within these limits it recites texts of up to about 5,000 words (more "
+                  "words need more steps than the limits allow).")
+# (hidden size, steps, vocabulary cap) each recipe starts with in the app.
+APP_SIZES = {"seed": (64, 300, limits.DEFAULT_APP_VOCAB),
+             "windows": (64, 300, limits.DEFAULT_APP_VOCAB),
+             "memorize": (MEMORIZE.hidden_size, MEMORIZE.steps, limits.MAX_APP_VOCAB)}
 
 
-def read_upload(path) -> tuple[str, str]:
-    """(text, name) of an uploaded .txt, or of the default corpus when nothing was uploaded."""
+def read_upload(path, caller: str = "") -> tuple[str, str]:
+    """(text, name) of an uploaded .txt, or of the default corpus when nothing was uploaded.
+    The upload is deleted whatever happens, and counted against the caller's hourly bound."""
     if not path:
         return DEFAULT_CORPUS.read_text(encoding="utf-8"), DEFAULT_CORPUS.name
     if not isinstance(path, str):
         raise limits.refusal(f"The upload must be a file, got {limits.shown(path)}")
     name = Path(path).name
     try:
-        if os.path.getsize(path) > limits.MAX_UPLOAD_BYTES:
-            raise limits.refusal(f"{html.escape(name[:80])} is larger than "
-                           f"{limits.MAX_UPLOAD_BYTES / 1e6:g} MB; upload a shorter text.")
-        data = Path(path).read_bytes()
-        Path(path).unlink(missing_ok=True)  # an upload is read once and never kept on disk
-        return decode_text(data, name), name
+        size = os.path.getsize(path)
+        data = Path(path).read_bytes() if size <= limits.MAX_UPLOAD_BYTES else b""
     except OSError:
         raise limits.refusal("The uploaded file is gone (an upload is deleted once read): upload it "
                              "again.") from None
+    finally:
+        with contextlib.suppress(OSError):
+            Path(path).unlink(missing_ok=True)  # read once, never kept on disk, even if refused
+    if size > limits.MAX_UPLOAD_BYTES:
+        raise limits.refusal(f"{html.escape(name[:80])} is larger than "
+                             f"{limits.MAX_UPLOAD_BYTES / 1e6:g} MB; upload a shorter text.")
+    limits.charge_upload(caller, size)
+    try:
+        return decode_text(data, name), name
     except ValueError as err:  # binary, not UTF-8, or empty
         raise limits.refusal(html.escape(str(err))) from None
 
 
 def train_config(recipe, steps, hidden_size, dropout, lr, max_vocab=limits.DEFAULT_APP_VOCAB,
                  cell="lstm", optimizer=None, weight_drop=0.0, locked_dropout=False,
-                 embed_dropout=0.0, ar=0.0, tar=0.0, forget_bias=1.0) -> TrainConfig:
+                 embed_dropout=0.0, ar=0.0, tar=0.0, forget_bias=1.0,
+                 tokenizer=None) -> TrainConfig:
     """The run's config from the Train tab's controls, each checked against the app's limits.
 
-    optimizer None (or "") keeps the recipe's own; the regularizers default to off.
+    optimizer and tokenizer None (or "") keep the recipe's own; the regularizers default to off.
     """
+    tokenizer = limits.choice(tokenizer, "Tokenizer", SCHEMES) if tokenizer else None
     recipe = limits.choice(recipe, "Recipe", RECIPES)
     cell = limits.choice(cell, "Cell", CELLS)
     optimizer = limits.choice(optimizer, "Optimizer", OPTIMIZERS) if optimizer else None
@@ -71,24 +93,28 @@ def train_config(recipe, steps, hidden_size, dropout, lr, max_vocab=limits.DEFAU
             ar=limits.number(ar, "AR", 0, limits.MAX_AR),
             tar=limits.number(tar, "TAR", 0, limits.MAX_AR),
             forget_bias=limits.number(forget_bias, "Forget bias", -limits.MAX_FORGET_BIAS,
-                                      limits.MAX_FORGET_BIAS))
+                                      limits.MAX_FORGET_BIAS),
+            tokenizer=tokenizer)
     except ValueError as err:
         raise limits.refusal(public(str(err))) from None
 
 
 def check_cost(config: TrainConfig, text: str) -> int:
-    """Refuse a run whose parameters x steps exceed the app's ceiling; returns the parameters."""
-    words = len(set(tokenize(text, config.tokenizer)))
-    with torch.device("meta"):  # counts the parameters without allocating them
-        model = LSTMLanguageModel(model_config_for(config, min(words, config.max_vocab) + 2))
-    params = model.num_parameters()
-    if params * config.steps > limits.MAX_PARAM_STEPS:
+    """Refuse a run whose arithmetic exceeds the app's ceiling (what its time grows with:
+    steps x the positions a step reads x the cell's and the output layer's size); returns the
+    model's parameter count."""
+    paragraphs = tokenize_paragraphs(text, config.tokenizer)
+    words = len({word for paragraph in paragraphs for word in paragraph}) + 1  # + the break
+    vocab_size = min(words, config.max_vocab or words) + RESERVED_IDS
+    longest = max(map(len, paragraphs), default=0)
+    flops = training_flops(config, vocab_size, longest)
+    if flops > limits.MAX_TRAIN_FLOPS:
         raise limits.refusal(
-            f"This run is too big for the app: {params:,} parameters x {config.steps} steps = "
-            f"{params * config.steps:.2g}, over the limit of {limits.MAX_PARAM_STEPS:.2g}. Lower "
-            "the steps, the hidden size or the vocabulary cap (or train it with python -m "
+            f"This run is too big for the app: about {flops / 1e12:.1f} trillion operations, over "
+            f"the limit of {limits.MAX_TRAIN_FLOPS / 1e12:g} trillion (a few minutes on two CPUs). "
+            "Lower the steps, the hidden size or the vocabulary cap (or train it with python -m "
             "training).")
-    return params
+    return parameter_count(config, vocab_size)
 
 
 def check_run_name(run_name, recipe: str) -> str:
@@ -105,9 +131,13 @@ def check_run_name(run_name, recipe: str) -> str:
 
 
 def recipe_defaults(recipe):
-    """The recipe's own dropout, learning rate and optimizer, and a default run name."""
+    """The recipe's own dropout, learning rate, optimizer and tokenizer, a default run name, and
+    the size, steps and vocabulary cap the app starts it with (memorize: wide and long enough to
+    recite a text of a few thousand words)."""
     config = TrainConfig.for_recipe(recipe if recipe in RECIPES else "windows")
-    return config.dropout, config.lr, gr.Textbox(placeholder=f"app-{recipe}"), config.optimizer
+    hidden, steps, vocab = APP_SIZES.get(recipe, APP_SIZES["windows"])
+    return (config.dropout, config.lr, gr.Textbox(placeholder=f"app-{recipe}"),
+            config.optimizer, hidden, steps, vocab, config.tokenizer)
 
 
 def train(upload, recipe: str = "windows", steps: float = 300, hidden_size: float = 64,
@@ -115,33 +145,49 @@ def train(upload, recipe: str = "windows", steps: float = 300, hidden_size: floa
           max_vocab: float = limits.DEFAULT_APP_VOCAB, cell: str = "lstm",
           optimizer: str | None = None, weight_drop: float = 0.0, locked_dropout: bool = False,
           embed_dropout: float = 0.0, ar: float = 0.0, tar: float = 0.0,
-          forget_bias: float = 1.0, request: gr.Request = None, progress=gr.Progress()):  # noqa: B008
+          forget_bias: float = 1.0, tokenizer: str | None = None, request: gr.Request = None,
+          progress=gr.Progress()):  # noqa: B008
     """Train a run on the uploaded text (or the default corpus), log it to MLflow, select it.
 
     cell: "lstm", "gru" or "rnn"; optimizer: "sgd", "adam" or "ntasgd" (empty: the recipe's);
     weight_drop, embed_dropout (0 to 0.8), locked_dropout, ar, tar (0 to 10): the regularizers.
     forget_bias (-5 to 5): the initial bias of the LSTM's forget gate (GRU: update gate).
+    tokenizer: "words" or "seed" (empty: the recipe's own).
     """
     config = train_config(recipe, steps, hidden_size, dropout, lr, max_vocab, cell, optimizer,
-                          weight_drop, locked_dropout, embed_dropout, ar, tar, forget_bias)
+                          weight_drop, locked_dropout, embed_dropout, ar, tar, forget_bias,
+                          tokenizer)
     name = check_run_name(run_name, config.recipe)
-    text, corpus_name = read_upload(upload)
+    text, corpus_name = read_upload(upload, limits.caller(request))
     params = check_cost(config, text)
     owner = viewer(request) if upload else ""  # a run of an upload is private to its page
     job = training_job.start(config, text, corpus_name, name,
                              getattr(request, "session_hash", None), owner)
     job.lines.append(f"training on {html.escape(corpus_name[:80])} ({len(text):,} characters, "
                      f"{params:,} parameters)…")
+    title, shown = f"{name} on {corpus_name[:40]}", -1
     while job.thread.is_alive():
         job.thread.join(0.5)
         loss = "…" if math.isnan(job.loss) else f"{job.loss:.3f}"
         readout = f"step {job.step}/{config.steps} · loss {loss}"
         progress(job.step / config.steps, desc=readout)
-        yield (*[gr.skip()] * 4, readout, "\n".join(job.lines[-12:]))
+        yield (*[gr.skip()] * 4, readout, "\n".join(job.lines[-12:]),
+               *_live(job, title, shown))
+        shown = len(job.evals)
     if job.error is not None:
         raise limits.refusal(training_job.failure_message(job.error))
     done = done_message(job)
-    yield (*refresh_runs(job.run_id, request), done, "\n".join([*job.lines[-11:], done]))
+    yield (*refresh_runs(job.run_id, request), done, "\n".join([*job.lines[-11:], done]),
+           *_live(job, title, -1))
+
+
+def _live(job: training_job.TrainingJob, title: str, shown: int) -> tuple:
+    """The live chart and samples, redrawn only when an evaluation came in since ``shown``."""
+    evals = list(job.evals)  # the worker thread appends to it
+    if len(evals) == shown:
+        return gr.skip(), gr.skip()
+    samples = [(step, sample) for step, _, sample in evals if sample]
+    return live_view.figure(evals, title), live_view.samples_markdown(samples)
 
 
 def done_message(job: training_job.TrainingJob) -> str:
@@ -162,7 +208,8 @@ def limits_text() -> str:
     return (f"**Limits here** (a shared machine): one training at a time; at most "
             f"{limits.MAX_STEPS} steps, hidden size {limits.MAX_HIDDEN} and a vocabulary of the "
             f"{limits.MAX_APP_VOCAB:,} most frequent words (the rest become `<unk>`); parameters "
-            f"x steps at most {limits.MAX_PARAM_STEPS / 1e6:,.0f} million; a run is stopped "
+            f"at most {limits.MAX_TRAIN_FLOPS / 1e12:g} trillion operations of arithmetic (a few "
+            "minutes: the steps x the words a step reads x the model's size); a run is stopped "
             f"after {limits.MAX_TRAIN_SECONDS // 60} minutes (it ends as KILLED and keeps its "
             "last checkpoint, as with **Stop**); the app keeps only the newest "
             f"{limits.KEEP_APP_RUNS} runs trained here, deleting older ones (the demo runs and "
@@ -179,11 +226,16 @@ def _text_and_recipe() -> list[gr.components.Component]:
                      file_types=[".txt"], elem_id="upload")
     gr.Markdown(f"Leave empty to train on the default corpus ({DEFAULT_CORPUS.name}).")
     recipe = fields.radio(list(RECIPES), value="windows", label="Recipe",
-                      info="seed: the write-up's prefix pairs; "
-                           "windows: every position, with validation.")
+                          info="seed: the write-up's prefix pairs; windows: every position, "
+                               "with validation; memorize: every position of the whole text, "
+                               f"no dropout, Adam: {MEMORIZE_SIZES}")
+    tokenizer = fields.radio(["words", "seed"], value="words", label="Tokenizer",
+                             elem_id="train-tokenizer",
+                             info="words: punctuation split off (end. is end + .); seed: the "
+                                  "write-up's, split on spaces (end. is one word).")
     run_name = gr.Textbox(label="Run name", placeholder="app-windows",
                           info="A name for the MLflow run (optional).")
-    return [upload, recipe, run_name]
+    return [upload, recipe, tokenizer, run_name]
 
 
 def _model_and_steps() -> list[gr.components.Component]:
@@ -244,7 +296,7 @@ def build(run_outputs: list[gr.components.Component]) -> None:
         gr.Markdown(limits_text(), elem_id="train-limits")
         with gr.Row():
             with gr.Column():
-                upload, recipe, run_name = _text_and_recipe()
+                upload, recipe, tokenizer, run_name = _text_and_recipe()
             with gr.Column():
                 steps, hidden, dropout, lr, max_vocab = _model_and_steps()
         cell, optimizer, forget_bias = _cell_and_optimizer()
@@ -256,12 +308,17 @@ def build(run_outputs: list[gr.components.Component]) -> None:
             stop = gr.Button("Stop", variant="stop", elem_id="stop-btn")
         status = gr.Textbox(label="Progress", interactive=False, elem_id="train-status",
                             value="The progress bar and the latest loss show here.")
+        with gr.Row():
+            live_plot = gr.Plot(label="Loss and memorization so far", elem_id="train-plot")
+            live_samples = gr.Markdown(live_view.samples_markdown([]), elem_id="train-samples")
         log = gr.Textbox(label="Training log", lines=8, interactive=False, elem_id="train-log")
     # New inputs go last, so callers of the API who pass the first eight keep working.
     button.click(train, [upload, recipe, steps, hidden, dropout, lr, run_name, max_vocab,
-                         cell, optimizer, *regularizers, forget_bias],
-                 [*run_outputs, status, log], api_name="train", show_progress_on=status,
+                         cell, optimizer, *regularizers, forget_bias, tokenizer],
+                 [*run_outputs, status, log, live_plot, live_samples], api_name="train",
+                 show_progress_on=status,
                  concurrency_limit=2)  # a second caller is told BUSY at once, not queued
     stop.click(stop_training, None, status, api_name="stop_training", concurrency_limit=None)
-    recipe.change(recipe_defaults, recipe, [dropout, lr, run_name, optimizer],
+    recipe.change(recipe_defaults, recipe,
+                  [dropout, lr, run_name, optimizer, hidden, steps, max_vocab, tokenizer],
                   api_visibility="private")

@@ -37,6 +37,11 @@ class TrainingJob:
         self.step, self.loss = 0, float("nan")
         self.lines: list[str] = []  # the training log, as the CLI prints it
         self.error: Exception | None = None
+        # Each evaluation's figures and greedy sample, for the Train tab's live curves.
+        self.evals: list[tuple[int, dict[str, float], str]] = []
+
+    def on_eval(self, step: int, metrics: dict[str, float], sample: str) -> None:
+        self.evals.append((step, dict(metrics), sample))
 
     def on_step(self, step: int, total: int, loss: float) -> None:
         if time.monotonic() > self.deadline and not self.stop.is_set():
@@ -72,7 +77,8 @@ def _work(job: TrainingJob, config: TrainConfig, text: str, corpus_name: str,
         job.run_id = train_run(
             config, run_name=run_name, text=text, corpus_name=corpus_name,
             tags={APP_TAG: "true", **({runs.OWNER_TAG: owner} if owner else {})}, on_start=lambda run_id: setattr(job, "run_id", run_id),
-            on_log=job.lines.append, on_step=job.on_step, stop_event=job.stop)
+            on_log=job.lines.append, on_step=job.on_step, on_eval=job.on_eval,
+            stop_event=job.stop)
         _prune(job)
     except Exception as err:  # shown by the Train event as one line
         job.error = err
