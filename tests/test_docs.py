@@ -7,7 +7,8 @@
 - README.md stays a front door (under 250 lines) whose test command is the one CI runs.
 - No issue numbers ("#14", "issue 13"): the docs state rules and reasons, and the tracker keeps
   the history.
-- Every bound in ui/limits.py is listed in docs/limits.md, every benchmark that `make bench` runs
+- Every bound in ui/limits.py is listed in docs/limits.md, and every bound of training and
+  serving in a row naming its module; every benchmark that `make bench` runs
   has its section in docs/benchmarks.md, and the tables that are due to be re-measured carry
   their markers.
 """
@@ -19,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -120,6 +122,35 @@ def test_every_app_bound_is_in_docs_limits():
     limits_doc = _text(ROOT / "docs" / "limits.md")
     missing = [name for name in names if f"`{name}`" not in limits_doc]
     assert names and not missing, f"docs/limits.md does not list {missing}"
+
+
+def _bound_names(path: Path, prefix: str = "MAX_") -> list[str]:
+    """The module-level constants of a file whose name starts with ``prefix``."""
+    return [target.id for node in ast.parse(path.read_text(encoding="utf-8")).body
+            if isinstance(node, ast.Assign) for target in node.targets
+            if isinstance(target, ast.Name) and target.id.startswith(prefix)]
+
+
+# The bounds of training and serving outside the app: each module's MAX_* constants (and the
+# flags that bound one step or one evaluation) must sit in a row of docs/limits.md that names
+# the module, so a reader finds where a bound lives and what happens at it.
+TRAINING_BOUNDS = {
+    "training/config.py": ["--max-prefix", "--eval-tokens"],
+    "training/mlflow_model.py": [],
+    "training/sweep.py": [],
+    "training/tracking.py": ["FINAL_MEMORIZATION_WINDOWS"],
+    "lstm_core/text.py": [],
+    "lstm_core/generate.py": [],
+}
+
+
+@pytest.mark.parametrize("module", sorted(TRAINING_BOUNDS))
+def test_every_training_bound_is_in_docs_limits(module):
+    names = _bound_names(ROOT / module) + TRAINING_BOUNDS[module]
+    rows = [line for line in _text(ROOT / "docs" / "limits.md").splitlines()
+            if line.startswith("|") and f"`{module}" in line]
+    missing = [name for name in names if not any(f"`{name}`" in row for row in rows)]
+    assert names and not missing, f"docs/limits.md has no row naming {module} for {missing}"
 
 
 def test_every_benchmark_has_its_section():

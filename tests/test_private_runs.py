@@ -73,3 +73,42 @@ def test_a_run_of_the_default_corpus_stays_public(private_run):
     assert "public-run" in list(list_runs(page("bob"))["name"])
     assert len(compare_tab.compare_runs([private_run["run_id"], private_run["public"]],
                                         page("alice"))[2].columns) == 3  # metric + two runs
+
+
+# ---- the uploads one caller may hand in --------------------------------------------------------
+
+def visitor(host: str, session: str = "s"):
+    return SimpleNamespace(client=SimpleNamespace(host=host), session_hash=session)
+
+
+def test_uploads_are_bounded_per_caller_and_hour_and_deleted_even_when_refused(tmp_path,
+                                                                             monkeypatch):
+    from ui import limits
+
+    monkeypatch.setattr(limits, "_uploads", {})
+    monkeypatch.setattr(limits, "MAX_UPLOAD_BYTES_PER_HOUR", 2_500)
+    files = []
+    for k in range(3):
+        files.append(tmp_path / f"up{k}.txt")
+        files[-1].write_text("word " * 200, encoding="utf-8")  # 1,000 bytes
+    caller = limits.caller(visitor("10.0.0.7", "first-page"))
+    assert train_tab.read_upload(str(files[0]), caller)[0].startswith("word")
+    assert train_tab.read_upload(str(files[1]), caller)[0].startswith("word")
+    with pytest.raises(gr.Error, match=r"limited to 0.0025 MB an hour .* 0.0 MB came") as refused:
+        train_tab.read_upload(str(files[2]), limits.caller(visitor("10.0.0.7", "new-page")))
+    assert "\n" not in refused.value.message and "minute" in refused.value.message
+    assert not any(f.exists() for f in files)  # the refused one too
+    # Another caller has its own allowance; the first gets its own back after an hour.
+    limits.charge_upload(limits.caller(visitor("10.0.0.8")), 1_000)
+    limits.charge_upload(caller, 1_000, now=limits.time.monotonic() + 3601)
+
+
+def test_an_upload_over_the_size_bound_is_deleted_too(tmp_path, monkeypatch):
+    from ui import limits
+
+    monkeypatch.setattr(limits, "MAX_UPLOAD_BYTES", 100)
+    big = tmp_path / "big.txt"
+    big.write_text("word " * 100, encoding="utf-8")
+    with pytest.raises(gr.Error, match="larger than"):
+        train_tab.read_upload(str(big))
+    assert not big.exists()

@@ -78,4 +78,4 @@ def launch(demo: gr.Blocks, **kwargs):
     # max_file_size makes Gradio refuse an oversized upload before it is even stored.
     return demo.queue(default_concurrency_limit=2, max_size=limits.QUEUE_MAX_SIZE).launch(
         theme=gr.themes.Soft(), css=CSS, max_file_size=limits.MAX_UPLOAD_BYTES,
-        enable_monitoring=False, **kwargs)
+        enable_monitoring=False, state_session_capacity=limits.MAX_SESSIONS, **kwargs)
