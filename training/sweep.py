@@ -98,7 +98,8 @@ def checked_configs(points: list[dict], overrides: dict) -> list[TrainConfig]:
             if config.corpus not in texts:
                 texts[config.corpus] = read_text(config.corpus)
             key = (config.corpus, config.tokenizer, config.min_count, config.max_vocab,
-                   config.val_fraction)  # what the corpus's vocabulary and split depend on
+                   config.val_fraction, config.canary_repeats, config.canary_digits,
+                   config.canary_seed)  # what the corpus's vocabulary and split depend on
             corpora[key] = check_config(config, texts[config.corpus], corpora.get(key))
         except ValueError as err:
             raise ValueError(f"grid point {label}: {err}") from None
