@@ -11,6 +11,11 @@ that last prediction only. The task is small on purpose: a vocabulary of a few d
 models of a few thousand weights train in seconds on a CPU, so the three cells can be compared
 over a range of k at equal parameter counts (``lstm_core.gradient_flow.equal_size_configs``).
 
+Measured the way papers compare cells: each run trains at one learning rate and stops once
+its accuracy on a validation set reaches ``SOLVED``; ``search_lr`` tries the small grid ``LRS``
+and keeps the best on that validation set; the accuracy reported is on test sequences drawn
+apart from both the training and the validation sequences.
+
 Also here: ``task_gradient_flow`` (how much of the last step's gradient reaches each earlier
 word, on this task: the first word's is the one that carries the answer) and ``gate_trace``
 (the LSTM's forget gate, or the GRU's update gate, at every step of one sequence).
@@ -33,6 +38,11 @@ from lstm_core.model import LSTMLanguageModel, ModelConfig
 TASK = "copy-first"  # the task's name, logged as the param ``task``
 # The gate whose value near 1 keeps the state: the LSTM's forget gate, the GRU's update gate.
 KEEP_GATE = {"lstm": "forget", "gru": "update"}
+SOLVED = 0.99  # validation accuracy at which a run counts as solved and stops training
+# The learning rates each point tries, in this order (``search_lr``).
+LRS = (0.01, 0.003, 0.03)
+# Seeds of the sequence sets that are never trained on, offset from the training seed.
+TEST_SEED, VALIDATION_SEED = 10_000, 20_000
 
 
 @dataclass(frozen=True)
@@ -44,12 +54,12 @@ class TaskConfig:
     distractors: int = 16  # words that fill the k steps between
     lstm_hidden: int = 32  # the LSTM's hidden size; the GRU and RNN get the same parameter count
     embed_dim: int = 16  # word vector size, the same for every cell
-    steps: int = 300  # Adam steps
+    steps: int = 4000  # the cap on Adam steps (a run stops earlier once solved)
     batch_size: int = 64  # sequences per step
     lr: float = 0.01  # Adam's learning rate
     grad_clip: float = 1.0  # clip the gradient norm to this (0 = no clipping)
-    eval_interval: int = 25  # steps between accuracy measurements
-    eval_size: int = 512  # held-out sequences the accuracy is measured on
+    eval_interval: int = 50  # steps between accuracy measurements
+    eval_size: int = 512  # sequences in the validation set, and in the test set
     seed: int = 0  # seeds the weights and the training sequences
 
     def __post_init__(self) -> None:
@@ -94,9 +104,17 @@ def sequences(config: TaskConfig, n: int, generator: torch.Generator) -> tuple[T
 
 
 def held_out(config: TaskConfig) -> tuple[Tensor, Tensor]:
-    """The sequences accuracy is measured on: drawn from a seed of their own, never trained on
-    (with 16 distractors and k >= 5 a repeat of a training sequence is about one in a million)."""
-    return sequences(config, config.eval_size, torch.Generator().manual_seed(10_000 + config.seed))
+    """The test sequences, whose accuracy is reported: drawn from a seed of their own, never
+    trained on nor used to pick anything (with 16 distractors and k >= 5 a repeat of a training
+    sequence is about one in a million)."""
+    return sequences(config, config.eval_size,
+                     torch.Generator().manual_seed(TEST_SEED + config.seed))
+
+
+def validation(config: TaskConfig) -> tuple[Tensor, Tensor]:
+    """The validation sequences: they stop a solved run and pick its learning rate."""
+    return sequences(config, config.eval_size,
+                     torch.Generator().manual_seed(VALIDATION_SEED + config.seed))
 
 
 @torch.no_grad()
@@ -114,35 +132,49 @@ def accuracy(model: LSTMLanguageModel, inputs: Tensor, targets: Tensor) -> float
 @dataclass
 class TaskResult:
     model: LSTMLanguageModel
-    accuracy: list[tuple[int, float]]  # (step, held-out accuracy), from step 0
+    accuracy: list[tuple[int, float]]  # (step, test accuracy), from step 0
+    validation: list[tuple[int, float]]  # (step, validation accuracy), the same steps
     seconds: float  # training time, evaluations included
+    lr: float = 0.0  # the learning rate it trained at
+    cpu_seconds: float = 0.0  # this process's CPU time for it: the seconds of an idle machine
 
     @property
     def final_accuracy(self) -> float:
         return self.accuracy[-1][1]
 
+    @property
+    def final_validation(self) -> float:
+        return self.validation[-1][1]
+
+    @property
+    def steps(self) -> int:
+        """The steps it trained (the cap, or fewer once solved)."""
+        return self.accuracy[-1][0]
+
 
 def train_task(config: TaskConfig, on_eval: Callable[[int, float], None] | None = None,
                should_stop: Callable[[], bool] | None = None,
                solved_at: float | None = None) -> TaskResult:
-    """Train one cell on the task with Adam; the held-out accuracy every ``eval_interval``
-    steps goes to ``on_eval(step, accuracy)``. Training ends early once that accuracy reaches
-    ``solved_at`` (a solved task has nothing left to show), or when ``should_stop()`` is true.
+    """Train one cell on the task with Adam at ``config.lr``; every ``eval_interval`` steps the
+    test accuracy goes to ``on_eval(step, accuracy)``. Training ends early once the validation
+    accuracy reaches ``solved_at`` (a solved task has nothing left to show), or when
+    ``should_stop()`` is true. The test sequences decide nothing: they are only reported.
 
     Every cell runs on the ``torch`` backend here (the fused kernels, on this model's own
     weights: tests/test_model.py and tests/test_cells.py check they compute the same numbers),
     so that a grid over k trains in minutes; the model is handed back on the readable cell.
     """
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     torch.manual_seed(config.seed)
     model = LSTMLanguageModel(dataclasses.replace(config.model_config(), backend="torch"))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
-    test_inputs, test_targets = held_out(config)
-    history = []
+    test, valid = held_out(config), validation(config)
+    history, checked = [], []
 
     def evaluate(step):
-        history.append((step, accuracy(model, test_inputs, test_targets)))
+        history.append((step, accuracy(model, *test)))
+        checked.append((step, accuracy(model, *valid)))
         if on_eval:
             on_eval(*history[-1])
 
@@ -157,12 +189,36 @@ def train_task(config: TaskConfig, on_eval: Callable[[int, float], None] | None 
         optimizer.step()
         if step % config.eval_interval == 0 or step == config.steps:
             evaluate(step)
-            if solved_at is not None and history[-1][1] >= solved_at:
+            if solved_at is not None and checked[-1][1] >= solved_at:
                 break
         if should_stop and should_stop():
             break
     model.set_backend("autograd")  # the readable cell, for inspecting and gradient flow
-    return TaskResult(model, history, time.perf_counter() - started)
+    return TaskResult(model, history, checked, time.perf_counter() - started, config.lr,
+                      time.process_time() - cpu_started)
+
+
+def search_lr(config: TaskConfig, lrs: tuple[float, ...] = LRS, solved_at: float = SOLVED,
+              should_stop: Callable[[], bool] | None = None) -> tuple[TaskResult, list[dict]]:
+    """Train ``config`` at each learning rate of ``lrs`` in turn and keep the best on the
+    validation set: the first that solves it (a later one could only tie, and trying it costs
+    a run to the cap when it does not), otherwise the highest final validation accuracy (the
+    earlier on a tie). Returns that run and one line per rate tried: lr, validation and test
+    accuracy, steps, seconds."""
+    if not lrs:
+        raise ValueError("the learning-rate grid is empty")
+    best, tries = None, []
+    for lr in lrs:
+        result = train_task(dataclasses.replace(config, lr=lr), should_stop=should_stop,
+                            solved_at=solved_at)
+        tries.append({"lr": lr, "val_accuracy": result.final_validation,
+                      "accuracy": result.final_accuracy, "steps": result.steps,
+                      "seconds": result.seconds, "cpu_seconds": result.cpu_seconds})
+        if best is None or result.final_validation > best.final_validation:
+            best = result
+        if result.final_validation >= solved_at or (should_stop and should_stop()):
+            break
+    return best, tries
 
 
 def task_gradient_flow(model: LSTMLanguageModel, inputs: Tensor, targets: Tensor) -> dict:

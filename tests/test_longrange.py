@@ -1,5 +1,6 @@
-"""The long-range task: its sequences, the forget bias, each cell learning it at a small k, its
-runs in MLflow (nested, never offered as language models) and the Why an LSTM tab's views."""
+"""The long-range task: its sequences, the forget bias, each cell learning it at a small k, the
+learning-rate search on a validation set, its runs in MLflow (nested, never offered as language
+models) and the Why an LSTM tab's views."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from lstm_core.longrange import (
     TaskConfig,
     gate_trace,
     held_out,
+    search_lr,
     sequences,
     task_gradient_flow,
     train_task,
+    validation,
 )
 from lstm_core.model import LSTMLanguageModel, ModelConfig
 from training.config import TrainConfig
@@ -34,6 +37,20 @@ def test_a_sequence_is_the_first_word_k_distractors_and_the_query():
     assert ((between >= config.signals) & (between < config.vocab_size - 1)).all()
     assert (inputs[:, -1] == config.vocab_size - 1).all()
     assert not torch.equal(held_out(config)[0][:50], inputs)  # a seed of their own
+    assert not torch.equal(held_out(config)[0], validation(config)[0])  # test apart from validation
+
+
+def test_the_search_keeps_the_first_rate_that_solves_else_the_best_on_validation():
+    solved, tries = search_lr(SMALL, (0.01, 0.03))
+    assert [t["lr"] for t in tries] == [0.01] and solved.lr == 0.01  # no need to try 0.03
+    assert solved.final_validation >= 0.99 and solved.steps < SMALL.steps  # stopped once solved
+    capped = dataclasses.replace(SMALL, steps=4, eval_interval=2)
+    best, tries = search_lr(capped, (0.001, 0.03, 0.01))
+    assert [t["lr"] for t in tries] == [0.001, 0.03, 0.01]  # none solves in 4 steps: all tried
+    assert all(t["steps"] == 4 for t in tries)
+    top = max(t["val_accuracy"] for t in tries)
+    assert best.final_validation == top
+    assert best.lr == next(t["lr"] for t in tries if t["val_accuracy"] == top)  # earlier on a tie
 
 
 def test_the_three_cells_have_equal_parameter_counts():
@@ -81,7 +98,8 @@ def test_the_grid_logs_nested_runs_the_picker_never_offers(temp_store):
 
     assert flow_tab.accuracy_view()[:2] == (None, flow_tab.NO_TASK_RUNS)  # empty store
     parent = longrange.run_grid({"k": [2, 3], "cell": ["lstm", "rnn"], "forget_bias": [1.0, 0.0]},
-                                SMALL, name="test-longrange", on_line=lambda line: None)
+                                SMALL, name="test-longrange", on_line=lambda line: None,
+                                lrs=(0.01, 0.03))
     runs = mlflow.search_runs(experiment_ids=[open_store()])
     children = runs[runs["tags.mlflow.parentRunId"] == parent]
     assert sorted(zip(children["params.cell"], children["params.forget_bias"],
@@ -89,14 +107,25 @@ def test_the_grid_logs_nested_runs_the_picker_never_offers(temp_store):
         ("lstm", "0.0", "2"), ("lstm", "0.0", "3"), ("lstm", "1.0", "2"), ("lstm", "1.0", "3"),
         ("rnn", "none", "2"), ("rnn", "none", "3")]  # the RNN has no forget gate: once per k
     assert set(children["params.task"]) == {"copy-first"}
-    history = mlflow.MlflowClient().get_metric_history(children["run_id"].iloc[0], "accuracy")
-    assert [m.step for m in history][:2] == [0, 25]
+    assert set(children["params.lrs"]) == {"0.01 0.03"}
+    for name in ("accuracy", "val_accuracy"):
+        history = mlflow.MlflowClient().get_metric_history(children["run_id"].iloc[0], name)
+        assert sorted(m.step for m in history)[:2] == [0, 25]
+    assert (children["metrics.steps_trained"] < SMALL.steps).all()  # stopped once solved
     assert list_runs().empty  # neither the parent nor the children are language models
     results = longrange.stored_results()
     assert len(results) == 6 and (results["accuracy"] >= 0.95).all()
+    assert (results["steps"] < results["max_steps"]).all()  # steps trained, not the cap
+
+    # A curve that fails a k at every rate is not trained at larger k.
+    lines = []
+    hopeless = dataclasses.replace(SMALL, steps=1, eval_interval=1, seed=1)
+    longrange.run_grid({"k": [2, 3], "cell": ["rnn"], "forget_bias": [1.0]}, hopeless,
+                       name="test-hopeless", on_line=lines.append, lrs=(0.01,))
+    assert "skipped" in lines[-1] and len(longrange.stored_results()) == 7
 
     figure, note, table = flow_tab.accuracy_view()
-    assert len(table) == 6 and "k = 3" in note
+    assert len(table) == 7 and "k = 3" in note and "the mean of 2 seeds" in note
     figure, note = flow_tab.gradient_view()
     assert "k = 3" in note and "lstm" in note and "rnn" in note
     figure, note = flow_tab.gate_view()
@@ -107,7 +136,11 @@ def test_the_live_rerun_streams_its_accuracy_and_refuses_a_far_k():
     from ui import flow_tab, limits
 
     updates = list(flow_tab.rerun("gru", 3, 1.0))
-    assert len(updates) >= 2 and "solved" in updates[-1][1]
+    assert len(updates) >= 2 and "solved" in updates[-1][1] and "lr 0.01" in updates[-1][1]
+    note = list(flow_tab.rerun("rnn", 2, 1.0, "0.03"))[-1][1]
+    assert "lr 0.03" in note and "forget bias" not in note  # the RNN has no forget gate
+    with pytest.raises(gr.Error, match="Learning rate"):
+        next(flow_tab.rerun("lstm", 5, 1.0, "0.5"))
     with pytest.raises(gr.Error, match="k must be"):
         next(flow_tab.rerun("lstm", limits.MAX_LIVE_K + 1, 1.0))
     with pytest.raises(gr.Error, match="Forget bias"):

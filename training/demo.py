@@ -15,6 +15,9 @@ Beside them, trained first so that ``demo-windows`` stays the newest demo run (t
   one parent (``training.sweep``), so the app's overfitting map is not empty on first start.
 - ``demo-gru`` and ``demo-rnn``: one small run per other cell, so the app's gradient-flow view
   has trained curves of all three cells (the LSTM's is ``demo-windows``).
+- ``demo-longrange``, trained first of all: the long-range task of the Why an LSTM tab
+  (``training.longrange``), the three cells over k as nested runs, each point the best of a
+  small learning-rate grid on a validation set. No language models: the run picker skips them.
 - ``demo-canary``: a secret planted once or 16 times, without and with dropout (nested runs),
   for the Canary tab's chart of exposure against repetitions; chart-only, they keep no model.
 
@@ -112,9 +115,10 @@ def train_canary_runs() -> None:
 
 
 def train_longrange_runs() -> None:
-    """The long-range task for the Why an LSTM tab: ``training.longrange.DEMO_GRID`` (three
-    cells over k at forget bias 1, the gated two at 0) nested under demo-longrange. These runs
-    log metrics and one small JSON each, no model."""
+    """The long-range task for the Why an LSTM tab: ``training.longrange.DEMO_GRID`` (the three
+    cells over k, the gated two at two forget biases, one seed, each point's learning-rate
+    search) nested under demo-longrange. These runs log metrics and one small JSON each, no
+    model."""
     from training.longrange import DEMO_GRID, run_grid
 
     print(f"training demo-longrange ({' x '.join(f'{k} {v}' for k, v in DEMO_GRID.items())})")
