@@ -55,12 +55,16 @@ def test_the_default_run_is_the_newest_demo_run_else_the_newest():
 def test_the_picker_lists_stopped_and_interrupted_runs_with_their_status_not_running_ones():
     table = pd.DataFrame({"run_id": ["a" * 32, "b" * 32, "c" * 32, "d" * 32],
                           "name": ["done", "stopped", "died", "live"],
-                          "recipe": ["windows"] * 4, "cell": ["lstm", "gru", "lstm", "rnn"],
-                          "val_loss": [5.0, 5.0, None, 5.0],
+                          "recipe": ["windows", "seed", "windows", "windows"],
+                          "cell": ["lstm", "gru", "lstm", "rnn"],
+                          "best_val_perplexity": [139.04, 207.7, None, 5.0],
+                          "best_step": [75.0, 600.0, None, 10.0],
                           "status": ["FINISHED", "KILLED", "INTERRUPTED", "RUNNING"]})
+    # Each label gives the loaded weights' own figure: the best checkpoint, or the seed
+    # recipe's final weights.
     assert [label for label, _ in run_choices(table)] == [
-        "done · windows · lstm · val loss 5.00 · aaaaaaaa",
-        "stopped · windows · gru · val loss 5.00 · killed · bbbbbbbb",
+        "done · windows · lstm · best: perplexity 139.0 at step 75 · aaaaaaaa",
+        "stopped · seed · gru · final: perplexity 207.7 at step 600 · killed · bbbbbbbb",
         "died · windows · lstm · interrupted · cccccccc"]
 
 
@@ -260,8 +264,10 @@ def test_the_why_line_names_the_recipe_losses_and_the_weights(use_registered):
     figures = final(generate(RECITER, SEED, 20))["figures"]
     why = next(line for line in as_read(figures).splitlines() if line.startswith("**Why:**"))
     assert "test-seed · seed recipe · LSTM · dropout" in why
-    assert "adam" in why and "train loss" in why and "validation loss" in why
-    assert f"weights from step {load(RECITER).step}" in why
+    step = load(RECITER).step
+    assert "adam" in why and "train loss" in why
+    assert f"weights from step {step} (final: perplexity " in why  # its own held-out figure
+    assert f"at step {step})" in why
     assert "--model models:/lighthouse@reciter" in figures
 
 

@@ -71,7 +71,7 @@ def test_loss_curves_mark_the_lowest_validation_loss(use_demo_store):
     assert marker["step"].nunique() == 1
     assert marker["step"].iloc[0] == val.loc[val["value"].idxmin(), "step"]
     assert f"lowest at step {int(marker['step'].iloc[0])}" in note
-    assert loss_chart(None)[1:] == ("No run selected.", None)
+    assert loss_chart(None)[1:] == ("No run selected.", None, "")
     with pytest.raises(gr.Error, match="no run"):
         loss_curves("0123456789abcdef")
 

@@ -10,7 +10,7 @@ from lstm_core.memorization import analyze
 from lstm_core.vocab import Vocabulary
 from training.config import TrainConfig
 from ui.generate_tab import unknown_words
-from ui.report import REPEATS, headline, highlight
+from ui.report import REPEATS, headline, highlight, run_summary
 
 SOURCE = ("the keeper climbed the tower , and the lamp was lit . the tower , and the sea "
           "below it , was quiet that night .").split()
@@ -68,3 +68,21 @@ def test_a_word_only_in_the_held_out_tail_is_named_as_held_out():
     message = unknown_words(["tail"], loaded)
     assert "only in the held-out last 10%" in message and "'tail'" in message
     assert "not in the training text" not in message
+
+
+def _summarised(recipe: str, metrics: dict, step: int) -> str:
+    loaded = SimpleNamespace(config=TrainConfig.for_recipe(recipe), metrics=metrics, step=step,
+                             name="run", note="")
+    return run_summary(loaded)
+
+
+def test_the_why_line_gives_the_loaded_weights_figures_and_says_when_nothing_was_held_out():
+    best = _summarised("windows", {"train_loss": 4.0, "best_train_loss": 4.6, "val_loss": 5.66,
+                                   "best_val_perplexity": 139.04, "best_step": 75.0}, 75)
+    assert "best: perplexity 139.0 at step 75" in best and "train loss 4.60" in best
+    assert "5.66" not in best  # the last evaluation's loss is not the loaded weights'
+    final = _summarised("seed", {"train_loss": 0.1, "val_loss": 6.0, "best_val_perplexity": 400.0,
+                                 "best_step": 600.0}, 600)
+    assert "final: perplexity 400.0 at step 600" in final
+    unheld = _summarised("memorize", {"train_loss": 0.1, "best_step": 400.0}, 400)
+    assert "no text was held out" in unheld and "step 0" not in unheld

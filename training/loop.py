@@ -432,9 +432,9 @@ class Trainer:
 
     def _kept_figures(self, metrics: dict[str, float]) -> dict[str, float]:
         """The figures of the weights model.pt holds (so every summary of a run shows the
-        loaded weights' numbers): their step, held-out loss and perplexity, memorization."""
+        loaded weights' numbers): their step, training and held-out loss, perplexity, memorization."""
         kept = {"best_step": float(self.step)}
-        for name in ("val_loss", "val_perplexity", "extractable_memorization"):
+        for name in ("train_loss", "val_loss", "val_perplexity", "extractable_memorization"):
             if name in metrics:
                 kept[f"best_{name}"] = metrics[name]
         return kept

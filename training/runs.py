@@ -45,7 +45,7 @@ from training.store import (  # mlflow from here: imported after the settings it
 )
 
 RUN_COLUMNS = ["run_id", "name", "recipe", "cell", "backend", "corpus", "steps", "train_loss", "val_loss",
-               "val_perplexity", "best_val_loss", "extractable_memorization", "sample_copied_4gram_fraction",
+               "val_perplexity", "best_val_loss", "best_val_perplexity", "best_step", "extractable_memorization", "sample_copied_4gram_fraction",
                "sample_longest_copied_span", "duration_s", "status", "start_time", "owner"]
 
 
@@ -233,6 +233,10 @@ def list_runs() -> pd.DataFrame:
         "val_loss": column("metrics.val_loss"),
         "val_perplexity": column("metrics.val_perplexity"),
         "best_val_loss": column("metrics.best_val_loss"),
+        # The figures of the weights model.pt holds (the ones the app loads): their held-out
+        # perplexity and step (the lowest validation loss; the seed recipe's last step).
+        "best_val_perplexity": column("metrics.best_val_perplexity"),
+        "best_step": column("metrics.best_step"),
         "extractable_memorization": column("metrics.extractable_memorization"),
         "sample_copied_4gram_fraction": column("metrics.sample_copied_4gram_fraction"),
         "sample_longest_copied_span": column("metrics.sample_longest_copied_span"),

@@ -28,7 +28,7 @@ MAX_RUNS = 24  # a bound on the grid: each child is a full training run
 # The settings a sweep varies: flag name -> (TrainConfig field, value type).
 GRID = {"recipe": str, "dropout": float, "weight_drop": float, "embed_dropout": float,
         "steps": int, "canary_repeats": int}
-POINT_COLUMNS = ["run_id", "name", "recipe", "params", "held_out_perplexity",
+POINT_COLUMNS = ["run_id", "name", "recipe", "corpus", "params", "held_out_perplexity",
                  "extractable_memorization", "parent_run_id"]
 
 
@@ -129,7 +129,10 @@ def sweep_points(parent_run_id: str | None = None) -> pd.DataFrame:
         "run_id": runs["run_id"],
         "name": column("tags.mlflow.runName", ""),
         "recipe": column("params.recipe", ""),
+        "corpus": column("tags.corpus_name", ""),
         "params": [{key[7:]: row[key] for key in param_keys} for _, row in runs.iterrows()],
+        # Both axes from the weights model.pt holds: the held-out loss of that checkpoint (its
+        # best_val_loss) and the extractable memorization measured on it at the end.
         "held_out_perplexity": column("metrics.best_val_loss").map(
             lambda loss: math.exp(min(loss, 50.0)) if math.isfinite(loss) else math.nan),
         "extractable_memorization": column("metrics.extractable_memorization"),

@@ -8,6 +8,7 @@ import pandas as pd
 
 from lstm_core.generate import SamplingConfig, stream_ids
 from lstm_core.memorization import analyze
+from training.runs import run_samples
 from ui import limits
 from ui.generate_tab import prompt_ids
 from ui.report import MIN_SPAN
@@ -18,6 +19,8 @@ RECITING = 0.5  # "starts reciting": the first evaluation at which half the pass
 SWEEP_TEMPERATURES = (0.0, 0.5, 0.8, 1.0, 1.3, 1.6)
 SWEEP_SEEDS = 3  # samples per temperature above 0 (greedy needs only one)
 SWEEP_MAX_LENGTH = 80  # words per sample in the temperature sweep
+SHOWN_SAMPLES = 12  # greedy samples shown, newest first; all of them stay in MLflow
+SAMPLE_CHARS = 400  # a sample is 24 words, so this only bounds a text of very long words
 
 
 def loss_curves(run_id, request: gr.Request | None = None):
@@ -107,13 +110,26 @@ def loss_figure(curves: pd.DataFrame, title: str):
 
 
 def loss_chart(run_id, request: gr.Request = None):
-    """The Loss tab's chart: loss_curves's numbers and note, and the figure drawn from them."""
+    """The Loss tab's chart: loss_curves's numbers and note, the figure drawn from them, and
+    the greedy samples the run logged at each evaluation."""
     if not run_id:
-        return pd.DataFrame(columns=["step", "value", "metric"]), "No run selected.", None
+        return pd.DataFrame(columns=["step", "value", "metric"]), "No run selected.", None, ""
     curves, note = loss_curves(run_id, request)
+    samples = samples_markdown(run_samples(resolve(run_id)))
     if curves.empty:
-        return curves, note, None
-    return curves, note, loss_figure(curves, f"Run {resolve(run_id)[:8]}")
+        return curves, note, None, samples
+    return curves, note, loss_figure(curves, f"Run {resolve(run_id)[:8]}"), samples
+
+
+def samples_markdown(samples: list[tuple[int, str]]) -> str:
+    """The greedy samples from the training text's first words, newest first (the Train tab
+    shows them as they come, this tab replays a finished run's)."""
+    if not samples:
+        return ("*At each evaluation the model continues the training text's first words "
+                "(greedy); the samples show here, newest first.*")
+    lines = [f"- **step {step}**: {limits.plain(' '.join(text.split())[:SAMPLE_CHARS])}"
+             for step, text in sorted(samples, reverse=True)[:SHOWN_SAMPLES]]
+    return "**Greedy samples from the same cue, newest first**\n\n" + "\n".join(lines)
 
 
 def temperature_sweep(run_id: str, prompt: str, length: float = 60, request: gr.Request = None,
@@ -147,6 +163,8 @@ def build(run: gr.Dropdown, prompt: gr.Textbox, length: gr.Slider) -> None:
         # One chart, two axes (a LinePlot has only one): loss left, memorization right.
         loss_plot = gr.Plot(label="Loss and memorization by training step", elem_id="loss-plot")
         loss_note = gr.Markdown()
+        with gr.Accordion("What it wrote at each evaluation", open=False):
+            samples = gr.Markdown(elem_id="loss-samples")
         with gr.Accordion("The numbers behind the chart", open=False):
             loss_data = gr.Dataframe(interactive=False, max_height=300, elem_id="loss-data")
         gr.Markdown("**Memorization against temperature**: a few samples per temperature from the "
@@ -157,7 +175,7 @@ def build(run: gr.Dropdown, prompt: gr.Textbox, length: gr.Slider) -> None:
                                  y_lim=[0, 1], title="Copying against temperature",
                                  elem_id="sweep-plot")
         sweep_note = gr.Markdown()
-    run.change(loss_chart, run, [loss_data, loss_note, loss_plot], api_name="loss_curves",
+    run.change(loss_chart, run, [loss_data, loss_note, loss_plot, samples], api_name="loss_curves",
                **limits.COMPUTE_SLOT)
     sweep_btn.click(temperature_sweep, [run, prompt, length], [sweep_plot, sweep_note],
                     api_name="temperature_sweep", show_progress_on=sweep_plot,

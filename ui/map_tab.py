@@ -13,7 +13,7 @@ from ui import fields, limits
 from ui.runs import list_runs
 
 MEMORIZATION = "extractable_memorization"
-MAP_COLOR_BY = ("recipe", "cell")
+MAP_COLOR_BY = ("recipe", "cell", "corpus")  # corpus: perplexities of two texts do not compare
 # Params the map's hover shows when they differ between runs (all of them when only one run).
 MAP_SETTINGS = ("cell", "recipe", "optimizer", "steps", "hidden_size", "dropout", "weight_drop",
                 "locked_dropout", "embed_dropout", "ar", "tar", "lr", "max_vocab")
@@ -29,7 +29,8 @@ def _settings(params: dict, keys: list[str]) -> str:
 
 def overfitting_map(color_by: str = "recipe", request: gr.Request = None):
     """Every finished run with held-out text as one point: held-out perplexity across,
-    extractable memorization up, colored by recipe or cell.
+    extractable memorization up (both of the checkpoint the run keeps), colored by recipe,
+    cell or corpus.
 
     Returns the points (held_out_perplexity, memorization, group, name, run, settings,
     run_id), a note, and the points again for the table under the map. Runs without
@@ -50,14 +51,20 @@ def overfitting_map(color_by: str = "recipe", request: gr.Request = None):
     points = pd.DataFrame({
         "held_out_perplexity": usable["held_out_perplexity"].round(1),
         "memorization": usable[MEMORIZATION].round(3),
-        "group": [p.get(color_by) or ("lstm" if color_by == "cell" else "?") for p in params],
+        "group": list(usable["corpus"].fillna("?")) if color_by == "corpus" else
+                 [p.get(color_by) or ("lstm" if color_by == "cell" else "?") for p in params],
         "name": usable["name"], "run": usable["run_id"].str[:8],
         "settings": [_settings(p, keys) for p in params], "run_id": usable["run_id"],
     }, columns=MAP_COLUMNS).reset_index(drop=True)
     left_out = len(runs) - len(usable)
     note = (f"**{len(points)} run(s)**, one point each: further right is worse on held-out text, "
-            "higher recites more of its training text. Hover a point for its settings; drag "
-            "across points (or click a row below) to load a run.")
+            "higher recites more of its training text; both figures are of the weights the run "
+            "keeps (its model.pt). Hover a point for its settings; drag across points (or click "
+            "a row below) to load a run.")
+    corpora = usable["corpus"].nunique()
+    if corpora > 1:
+        note += (f" The runs come from {corpora} texts, whose perplexities do not compare: "
+                 "color by corpus to tell them apart.")
     if left_out:
         note += f" {left_out} finished run(s) without held-out text are left out."
     return points, note, points

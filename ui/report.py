@@ -15,7 +15,7 @@ from lstm_core.text import detokenize
 from training import runs
 from training.runs import LoadedRun
 from ui import limits
-from ui.runs import position
+from ui.runs import kept_label, position
 
 MIN_SPAN = 4  # shortest verbatim run (in words) that counts as a copied span
 LOOP_REPEATED = 0.25  # a text repeating this share of its own 4-grams or more is read as looping
@@ -157,9 +157,8 @@ def run_summary(loaded: LoadedRun) -> str:
         ("embedding dropout", cfg.embed_dropout), ("weight drop", cfg.weight_drop),
         ("AR", cfg.ar), ("TAR", cfg.tar), ("weight decay", cfg.weight_decay)) if value]
     regularizers += ["locked dropout"] if cfg.locked_dropout else []
-    losses = " vs ".join(f"{what} {metrics[key]:.2f}" for what, key in
-                         (("train loss", "train_loss"), ("validation loss", "val_loss"))
-                         if key in metrics) or "no losses logged"
+    train_loss = metrics.get("best_train_loss", metrics.get("train_loss"))  # the loaded weights'
+    losses = f"train loss {train_loss:.2f}" if train_loss is not None else "no losses logged"
     parts = [f"{cfg.recipe} recipe", cfg.cell.upper(),
              ", ".join([f"dropout {cfg.dropout:g}", *regularizers]),
              f"{cfg.optimizer} (lr {cfg.lr:g})", f"{int(metrics.get('step', cfg.steps))} steps",
@@ -167,10 +166,10 @@ def run_summary(loaded: LoadedRun) -> str:
     if "extractable_memorization" in metrics:
         parts.append(f"extractable memorization {metrics['extractable_memorization']:.0%}")
     weights = f"weights from step {loaded.step}"
-    if "val_loss" not in metrics:
+    if "best_val_perplexity" in metrics:
+        weights += f" ({kept_label(cfg.recipe, metrics['best_val_perplexity'], loaded.step)})"
+    elif "val_loss" not in metrics:
         weights += " (no text was held out for validation: the last step's weights)"
-    elif "best_step" in metrics:
-        weights += f" (lowest validation loss at step {int(metrics['best_step'])})"
     parts.append(weights + (f": {loaded.note}" if loaded.note else ""))
     return f"**Why:** {limits.plain(loaded.name or '(unnamed)')} · " + " · ".join(parts)
 

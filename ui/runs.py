@@ -28,9 +28,17 @@ def run_choices(table: pd.DataFrame) -> list[tuple[str, str]]:
     """
     rows = table[table["status"] != "RUNNING"].fillna({"name": "(unnamed)", "recipe": "?"})
     return [(f"{r.name or '(unnamed)'} · {r.recipe or '?'} · {r.cell or 'lstm'}"
-             + (f" · val loss {r.val_loss:.2f}" if pd.notna(r.val_loss) else "")
+             + (f" · {kept_label(r.recipe, r.best_val_perplexity, r.best_step)}"
+                if pd.notna(r.best_val_perplexity) else "")
              + (f" · {str(r.status).lower()}" if r.status != "FINISHED" else "")
              + f" · {r.run_id[:8]}", r.run_id) for r in rows.itertuples()]
+
+
+def kept_label(recipe: str, perplexity: float, step: float) -> str:
+    """The held-out figure of the weights a run keeps (the ones loaded), named as such:
+    the lowest validation loss, or the seed recipe's final weights. <unk> counts as one word."""
+    which = "final" if recipe == "seed" else "best"
+    return f"{which}: perplexity {perplexity:.1f} at step {int(step)}"
 
 
 def default_run(table: pd.DataFrame) -> str | None:
@@ -43,13 +51,15 @@ def default_run(table: pd.DataFrame) -> str | None:
 
 def runs_table(table: pd.DataFrame) -> pd.DataFrame:
     """The runs as people compare them: rounded figures, short ids."""
-    shown = table[["name", "recipe", "corpus", "steps", "val_loss", "val_perplexity",
+    shown = table[["name", "recipe", "corpus", "steps", "best_step", "best_val_perplexity",
                    "extractable_memorization", "sample_copied_4gram_fraction", "status"]].copy()
     shown.insert(0, "run", table["run_id"].str[:8])
     shown["steps"] = shown["steps"].astype("Int64")
+    shown["best_step"] = shown["best_step"].astype("Int64")
     shown["started"] = table["start_time"].astype(str).str[:16]
+    # Every figure is of the weights the run keeps (the ones the app loads).
     return shown.round(3).rename(columns={
-        "val_loss": "val loss", "val_perplexity": "val perplexity",
+        "best_step": "loaded step", "best_val_perplexity": "held-out perplexity",
         "extractable_memorization": "extractable", "sample_copied_4gram_fraction": "copied 4-grams"})
 
 

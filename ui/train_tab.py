@@ -23,6 +23,7 @@ from training.config import (
 )
 from training.store import public
 from ui import fields, limits, live_view, training_job
+from ui.loss_tab import samples_markdown
 from ui.runs import refresh_runs, viewer
 
 SEED, WINDOWS = TrainConfig.for_recipe("seed"), TrainConfig.for_recipe("windows")
@@ -187,7 +188,7 @@ def _live(job: training_job.TrainingJob, title: str, shown: int) -> tuple:
     if len(evals) == shown:
         return gr.skip(), gr.skip()
     samples = [(step, sample) for step, _, sample in evals if sample]
-    return live_view.figure(evals, title), live_view.samples_markdown(samples)
+    return live_view.figure(evals, title), samples_markdown(samples)
 
 
 def done_message(job: training_job.TrainingJob) -> str:
@@ -310,7 +311,7 @@ def build(run_outputs: list[gr.components.Component]) -> None:
                             value="The progress bar and the latest loss show here.")
         with gr.Row():
             live_plot = gr.Plot(label="Loss and memorization so far", elem_id="train-plot")
-            live_samples = gr.Markdown(live_view.samples_markdown([]), elem_id="train-samples")
+            live_samples = gr.Markdown(samples_markdown([]), elem_id="train-samples")
         log = gr.Textbox(label="Training log", lines=8, interactive=False, elem_id="train-log")
     # New inputs go last, so callers of the API who pass the first eight keep working.
     button.click(train, [upload, recipe, steps, hidden, dropout, lr, run_name, max_vocab,
