@@ -147,8 +147,8 @@ CANARY_REGULARIZERS = {
     "weight drop 0.5": dict(dropout=0.0, weight_drop=0.5),
     "dropout 0.4 + weight drop 0.5": dict(dropout=0.4, weight_drop=0.5),
 }
-CANARY_COLUMNS = ["run_id", "name", "repeats", "regularizer", "exposure", "rank", "space",
-                  "extracted", "canary", "held_out_perplexity"]
+CANARY_COLUMNS = ["run_id", "name", "repeats", "regularizer", "steps", "exposure", "rank",
+                  "space", "extracted", "canary", "held_out_perplexity"]
 
 
 def regularizer_name(params: dict) -> str:
@@ -177,6 +177,7 @@ def canary_points() -> pd.DataFrame:
         "repeats": runs["params.canary_repeats"].astype(int),
         "regularizer": [regularizer_name({"dropout": d, "weight_drop": w}) for d, w in
                         zip(runs["params.dropout"], runs["params.weight_drop"], strict=True)],
+        "steps": runs["metrics.step"].fillna(0).astype(int),
         "exposure": runs["metrics.canary_exposure"], "rank": runs["metrics.canary_rank"],
         "space": [10 ** int(d) for d in runs["params.canary_digits"]],
         "extracted": runs["metrics.canary_extracted"], "canary": runs["tags.canary"],

@@ -166,6 +166,7 @@ def repeats_chart(request: gr.Request = None):
     table = pd.DataFrame({
         "run": points["run_id"].str[:8], "name": points["name"].map(lambda n: str(n)[:60]),
         "repetitions": points["repeats"], "regularizer": points["regularizer"],
+        "steps": points["steps"],
         "exposure (bits)": points["exposure"].round(1), "rank": points["rank"].round(0),
         "greedy writes it": points["extracted"].map({1.0: "yes", 0.0: "no"}),
         "held-out perplexity": points["held_out_perplexity"].round(1)})
