@@ -25,10 +25,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copytree(ROOT / "mlruns", Path(tmp) / "mlruns")
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(tmp) / 'mlruns' / 'mlflow.db'}"
-        import app
+        import ui
 
-        demo = app.build_demo()
-        app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+        demo = ui.build_demo()
+        ui.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)

@@ -42,8 +42,7 @@ class SamplingConfig:
 
 def encode_prompt(text: str, vocab: Vocabulary) -> list[int]:
     """Tokenize a prompt with the vocabulary's own scheme; unknown words raise, by name."""
-    # The seed tokenizer turns runs of spaces into empty words; they are not words to look up.
-    tokens = [t for t in tokenize(text or "", vocab.scheme) if t]
+    tokens = tokenize(text or "", vocab.scheme)
     if not tokens:
         raise ValueError("The prompt is empty: type at least one word from the training text.")
     unknown = vocab.unknown_words(tokens)

@@ -187,7 +187,8 @@ def test_train_logs_a_run_and_selects_it(temp_store, tmp_path):
     # the same samples the run logged to MLflow.
     lines = [line for line in plot.axes[0].get_lines() if line.get_label() == "train loss"]
     assert list(lines[0].get_xdata()) == [10, 20]
-    assert 0 < samples.index("step 20") < samples.index("step 10")
+    newest = samples.split("\n")[2]  # the first sample listed, after the heading
+    assert newest.startswith(("- **step 20**", "- **steps 10–20**"))
     assert [step for step, _ in run_samples(run.value)] == [10, 20]
 
 

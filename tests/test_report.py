@@ -10,6 +10,7 @@ from lstm_core.memorization import analyze
 from lstm_core.vocab import Vocabulary
 from training.config import TrainConfig
 from ui.generate_tab import unknown_words
+from ui.loss_tab import samples_markdown
 from ui.report import REPEATS, headline, highlight, run_summary
 
 SOURCE = ("the keeper climbed the tower , and the lamp was lit . the tower , and the sea "
@@ -86,3 +87,11 @@ def test_the_why_line_gives_the_loaded_weights_figures_and_says_when_nothing_was
     assert "final: perplexity 400.0 at step 600" in final
     unheld = _summarised("memorize", {"train_loss": 0.1, "best_step": 400.0}, 400)
     assert "no text was held out" in unheld and "step 0" not in unheld
+
+
+def test_samples_are_listed_newest_first_with_unchanged_ones_merged():
+    samples = [(20, "the the the"), (40, "the keeper climbed"), (60, "the keeper climbed"),
+               (80, "the keeper climbed the *tower*")]
+    lines = samples_markdown(samples).splitlines()[2:]
+    assert lines[0].startswith("- **step 80**") and "\\*tower\\*" in lines[0]  # escaped
+    assert lines[1].startswith("- **steps 40–60**") and lines[2].startswith("- **step 20**")

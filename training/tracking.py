@@ -68,7 +68,9 @@ GRADIENT_FLOW_FILE = "gradient_flow.json"
 
 
 def _log_line(step: int, total: int, metrics: dict[str, float]) -> str:
-    return " | ".join([f"step {step}/{total}"] + [f"{k} {format_number(v)}" for k, v in metrics.items()])
+    """One evaluation for people: the kept weights' figures (best_*) go to MLflow, not here."""
+    shown = {k: v for k, v in metrics.items() if not k.startswith("best_") or k == "best_step"}
+    return " | ".join([f"step {step}/{total}"] + [f"{k} {format_number(v)}" for k, v in shown.items()])
 
 
 def format_number(value) -> str:

@@ -110,7 +110,7 @@ def suggest_prompt(run_id, prompt, request: gr.Request = None):
     except gr.Error:
         return gr.skip()  # the error shows when generating
     scheme = loaded.vocab.scheme
-    tokens = [t for t in tokenize(prompt if isinstance(prompt, str) else "", scheme) if t]
+    tokens = tokenize(prompt if isinstance(prompt, str) else "", scheme)
     if tokens and not loaded.vocab.unknown_words(tokens):
         return gr.skip()
     return detokenize([t for t in loaded.source_tokens[:12] if t != PARAGRAPH][:4], scheme)

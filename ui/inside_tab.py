@@ -49,7 +49,7 @@ def _merge_unk(tokens: list[str]) -> list[str]:
 def inside_ids(text: str, vocab) -> tuple[list[str], list[int]]:
     """(tokens, ids) of a text to look inside. A capped vocabulary makes a model write <unk>:
     that is read as the unknown-word id; any other unknown word is named, as for a prompt."""
-    tokens = _merge_unk([t for t in tokenize(text, vocab.scheme) if t])[:HEATMAP_MAX_WORDS]
+    tokens = _merge_unk(tokenize(text, vocab.scheme))[:HEATMAP_MAX_WORDS]
     if not tokens:
         raise limits.refusal("There is no text to look inside: generate one first (or type one).")
     try:  # the library's one check, as for a prompt: unknown words are named

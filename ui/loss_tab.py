@@ -123,12 +123,21 @@ def loss_chart(run_id, request: gr.Request = None):
 
 def samples_markdown(samples: list[tuple[int, str]]) -> str:
     """The greedy samples from the training text's first words, newest first (the Train tab
-    shows them as they come, this tab replays a finished run's)."""
+    shows them as they come, this tab replays a finished run's). Evaluations that wrote the
+    same text are one line, so the change from gibberish to recitation stays in view."""
     if not samples:
         return ("*At each evaluation the model continues the training text's first words "
                 "(greedy); the samples show here, newest first.*")
-    lines = [f"- **step {step}**: {limits.plain(' '.join(text.split())[:SAMPLE_CHARS])}"
-             for step, text in sorted(samples, reverse=True)[:SHOWN_SAMPLES]]
+    groups: list[list] = []  # [first step, last step, text], oldest first
+    for step, text in sorted(samples):
+        text = " ".join(text.split())[:SAMPLE_CHARS]
+        if groups and groups[-1][2] == text:
+            groups[-1][1] = step
+        else:
+            groups.append([step, step, text])
+    lines = [f"- **step {first}**: {limits.plain(text)}" if first == last else
+             f"- **steps {first}–{last}**: {limits.plain(text)}"
+             for first, last, text in reversed(groups[-SHOWN_SAMPLES:])]
     return "**Greedy samples from the same cue, newest first**\n\n" + "\n".join(lines)
 
 

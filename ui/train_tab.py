@@ -166,7 +166,7 @@ def train(upload, recipe: str = "windows", steps: float = 300, hidden_size: floa
                              getattr(request, "session_hash", None), owner)
     job.lines.append(f"training on {html.escape(corpus_name[:80])} ({len(text):,} characters, "
                      f"{params:,} parameters)…")
-    title, shown = f"{name} on {corpus_name[:40]}", -1
+    title, shown = f"So far: {name} on {corpus_name[:40]}", -1
     while job.thread.is_alive():
         job.thread.join(0.5)
         loss = "…" if math.isnan(job.loss) else f"{job.loss:.3f}"
@@ -309,9 +309,9 @@ def build(run_outputs: list[gr.components.Component]) -> None:
             stop = gr.Button("Stop", variant="stop", elem_id="stop-btn")
         status = gr.Textbox(label="Progress", interactive=False, elem_id="train-status",
                             value="The progress bar and the latest loss show here.")
-        with gr.Row():
-            live_plot = gr.Plot(label="Loss and memorization so far", elem_id="train-plot")
-            live_samples = gr.Markdown(samples_markdown([]), elem_id="train-samples")
+        live_plot = gr.Plot(label="Loss and memorization so far", show_label=False,
+                            elem_id="train-plot")
+        live_samples = gr.Markdown(samples_markdown([]), elem_id="train-samples")
         log = gr.Textbox(label="Training log", lines=8, interactive=False, elem_id="train-log")
     # New inputs go last, so callers of the API who pass the first eight keep working.
     button.click(train, [upload, recipe, steps, hidden, dropout, lr, run_name, max_vocab,
