@@ -47,7 +47,7 @@ def measure(configs: list[TaskConfig], lrs: tuple[float, ...]) -> dict[str, dict
         if result.final_validation < SOLVED:
             failed.add(series_key(config))
         print(f"done: {label(config)} k={config.k} seed {config.seed}: {result.final_accuracy:.2f}"
-              f" at lr {result.lr:g}, tried " + ", ".join(
+              f" at lr {result.lr:g}, {cell[config.seed][1]:.1f} CPU s, tried " + ", ".join(
                   f"{t['lr']:g} (val {t['val_accuracy']:.2f}, {t['steps']} steps)" for t in tries),
               flush=True)
     return table
@@ -61,7 +61,7 @@ def show(by_seed: dict, seeds: list[int]) -> str:
                      for s in seeds)
     lrs = "/".join(f"{r.lr:g}" for r, _ in ran)
     steps = "/".join(str(r.steps) for r, _ in ran)
-    return f"{acc} (lr {lrs}, {steps} steps, {sum(s for _, s in ran):.0f} s)"
+    return f"{acc} (lr {lrs}, {steps} steps, {sum(s for _, s in ran):.1f} s)"
 
 
 def main(argv: list[str] | None = None) -> int:

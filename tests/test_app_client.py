@@ -30,7 +30,7 @@ ENDPOINTS = {
     "/longrange_accuracy": [],
     "/longrange_gradients": [],
     "/forget_gate": [],
-    "/rerun_longrange": ["cell", "k", "forget_bias"],
+    "/rerun_longrange": ["cell", "k", "forget_bias", "lr"],
     "/gradient_flow": ["run_id"],
     # New inputs go last, so callers who pass the first eight keep working.
     "/train": ["upload", "recipe", "steps", "hidden_size", "dropout", "lr", "run_name",

@@ -99,7 +99,11 @@ def accuracy_figure(series: dict[str, pd.DataFrame], chance: float):
                   linestyle=LINE_STYLES.get(bias, "-") if cell != "rnn" else "-",
                   alpha=1.0 if cell == "rnn" or bias in LINE_STYLES else 0.6, label=label)
     axes.axhline(chance, color="gray", linestyle=":", label=f"chance ({chance:.3g})")
-    axes.set(xscale="log", ylim=(0, 1.05), xlabel="k: distractor words between the first word "
+    ks = sorted({int(k) for rows in series.values() for k in rows["k"]})
+    axes.set_xscale("log")
+    axes.set_xticks(ks, [str(k) for k in ks])
+    axes.minorticks_off()
+    axes.set( ylim=(0, 1.05), xlabel="k: distractor words between the first word "
              "and the query", ylabel="test accuracy", title="Accuracy on the last word, each point at its best "
              "learning rate")
     axes.grid(True, which="both", alpha=0.3)
@@ -140,9 +144,9 @@ def accuracy_view():
 
 
 def shown_k(results: pd.DataFrame) -> int:
-    """The k the curves are shown at: the furthest the LSTM solved (at any forget bias), else
-    the smallest in the store."""
-    return furthest_solved(results[results["cell"] == "lstm"]) or int(results["k"].min())
+    """The k the curves are shown at: the largest k every cell trained at. A curve stops at the
+    first k it fails, so this is where the first cell failed, beside the others there."""
+    return int(results.groupby("cell")["k"].max().min())
 
 
 def _runs_at(results: pd.DataFrame, k: int) -> dict[str, pd.Series]:
@@ -172,11 +176,12 @@ def gradient_view():
                           for cell, flow in flows.items()},
                          f"Gradient flow on the task, k = {k}, trained")
     figure.axes[0].axvline(k + 1, color="gray", linestyle=":")
-    note = (f"At k = {k}, the furthest the LSTM solved, the gradient of the last word's loss "
-            f"that reaches the first word (dotted line, k + 1 = {k + 1} steps back), relative "
+    note = (f"At k = {k}, the largest k every cell trained at, the gradient of the last word's "
+            f"loss that reaches the first word (dotted line, k + 1 = {k + 1} steps back), relative "
             "to the query mark's: " + ", ".join(f"{_label(rows[cell])} **{flow['grad_norm'][k + 1]:.1e}**"
                                                for cell, flow in flows.items())
-            + ". The first word is the only one the answer depends on.")
+            + ". The first word is the only one the answer depends on: a gradient near zero "
+            "there leaves training almost nothing to strengthen the link with.")
     return figure, note
 
 
@@ -334,6 +339,11 @@ def gradient_flow_view(run_id, request: gr.Request = None):
     return flow_figure(curves, title), note, pd.DataFrame(rows)
 
 
+def flow_if_run(run_id, request: gr.Request = None):
+    """gradient_flow_view when a run is selected (on opening the tab); nothing otherwise."""
+    return gradient_flow_view(run_id, request) if run_id else (gr.skip(), gr.skip(), gr.skip())
+
+
 # ---- the tab ----------------------------------------------------------------------------------
 
 def _rerun_controls():
@@ -377,7 +387,8 @@ def build(run: gr.Dropdown) -> None:
                         api_name="longrange_accuracy", **limits.COMPUTE_SLOT)
     opened.then(gradient_view, None, [gradient_plot, gradient_note],
                 api_name="longrange_gradients", **limits.COMPUTE_SLOT).then(
-        gate_view, None, [gate_plot, gate_note], api_name="forget_gate", **limits.COMPUTE_SLOT)
+        gate_view, None, [gate_plot, gate_note], api_name="forget_gate", **limits.COMPUTE_SLOT
+    ).then(flow_if_run, run, [plot, note, table], api_visibility="private", **limits.COMPUTE_SLOT)
     rerun_button.click(rerun, controls, [rerun_plot, rerun_text], api_name="rerun_longrange",
                        show_progress_on=rerun_plot, trigger_mode="once", **limits.COMPUTE_SLOT)
     button.click(gradient_flow_view, run, [plot, note, table], api_name="gradient_flow",
