@@ -7,7 +7,8 @@ is" + 6 random digits planted r times in the training part, then measures the ex
 out of log2 10^6 = 19.9) of the weights the run keeps (its lowest validation loss) by walking
 all 10^6 candidates, whether greedy decoding after the prefix writes the secret, the held-out
 perplexity, the exposure of the weights training ended with (early stopping may end it before
---steps), and the seconds the run took (training and its evaluations, exposure included).
+--steps), and the seconds the run took (training and its evaluations, exposure included), on
+the clock and in CPU time (both threads: on an idle 2-CPU machine about twice the clock's).
 All runs share the secret (canary_seed 0) and the training seed.
 """
 
@@ -35,15 +36,15 @@ def measure(repeats: int, regularizer: str, steps: int, hidden: int, text: str) 
     """Train one run; the kept weights' exposure, extraction, perplexity, and the seconds."""
     config = TrainConfig.for_recipe("windows", steps=steps, embed_dim=hidden, hidden_size=hidden,
                                     canary_repeats=repeats, **REGULARIZERS[regularizer])
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     trainer = Trainer(config, text)
     kept = {}
     trainer.run(on_checkpoint=lambda name, ckpt: kept.update(ckpt) if name == "best" else None)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     last = canary_figures(trainer.model, trainer.corpus)["canary_exposure"]
     trainer.model.load_state_dict(kept["state_dict"])
     figures = canary_figures(trainer.model, trainer.corpus)
-    return {**figures, "seconds": seconds, "perplexity": math.exp(trainer.best_val),
+    return {**figures, "seconds": seconds, "cpu_seconds": cpu, "perplexity": math.exp(trainer.best_val),
             "kept_step": kept["step"], "last_step": trainer.step, "last_exposure": last,
             "canary": trainer.corpus.canary.text}
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     text = read_text(DEFAULT_CORPUS)
     rows = [("repetitions", "regularizer", "exposure (bits)", "rank of 10^6", "greedy writes it",
-             "held-out perplexity", "kept step", "last step: exposure", "seconds")]
+             "held-out perplexity", "kept step", "last step: exposure", "seconds", "CPU s")]
     canary = ""
     for repeats in args.repeats:
         for regularizer in args.regularizers:
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                          "yes" if found["canary_extracted"] else "no",
                          f"{found['perplexity']:.1f}", str(found["kept_step"]),
                          f"{found['last_step']}: {found['last_exposure']:.1f}",
-                         f"{found['seconds']:.0f}"))
+                         f"{found['seconds']:.0f}", f"{found['cpu_seconds']:.0f}"))
             print(" | ".join(rows[-1]), flush=True)
     print(f"\ncanary: {canary!r}; windows recipe, hidden {args.hidden}, {args.steps} steps, "
           f"{DEFAULT_CORPUS.name}\n")
