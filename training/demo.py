@@ -92,6 +92,9 @@ def _chart_only(run_id: str) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from training.runs import CHART_ONLY_TAG
+
+    MlflowClient().set_tag(run_id, CHART_ONLY_TAG, "true")  # no model: the picker skips it
     folder = store.local_artifact_dir(run_id)
     for name in (MODEL_FILE, LAST_FILE):
         (folder / name).unlink(missing_ok=True)

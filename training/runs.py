@@ -46,7 +46,7 @@ from training.store import (  # mlflow from here: imported after the settings it
 
 RUN_COLUMNS = ["run_id", "name", "recipe", "cell", "backend", "corpus", "steps", "train_loss", "val_loss",
                "val_perplexity", "best_val_loss", "best_val_perplexity", "best_step", "extractable_memorization", "sample_copied_4gram_fraction",
-               "sample_longest_copied_span", "duration_s", "status", "start_time", "owner"]
+               "sample_longest_copied_span", "duration_s", "status", "start_time", "owner", "chart_only"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -246,6 +246,8 @@ def list_runs() -> pd.DataFrame:
         "status": _shown_status(runs),  # RUNNING, or INTERRUPTED when its process is gone
         "start_time": runs["start_time"],
         "owner": column(f"tags.{OWNER_TAG}", "").fillna(""),
+        # A run that only feeds a chart (the demo canary grid) kept no model to load.
+        "chart_only": column(f"tags.{CHART_ONLY_TAG}", "").fillna("") == "true",
     })
     return table.reset_index(drop=True)
 
@@ -265,6 +267,7 @@ def metric_history(run_id: str, keys=("train_loss", "val_loss")) -> pd.DataFrame
     return history.drop_duplicates(["metric", "step"])[["step", "value", "metric"]]
 
 
+CHART_ONLY_TAG = "chart_only"  # "true" on demo runs whose model was dropped (they feed a chart)
 SAMPLES_FILE = "samples.json"  # each evaluation's greedy sample (mlflow.log_table's format)
 MAX_SAMPLES_BYTES = 5_000_000  # a damaged or hostile artifact is not read whole
 

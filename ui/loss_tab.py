@@ -86,7 +86,8 @@ def loss_figure(curves: pd.DataFrame, title: str):
     axes = figure.add_subplot()
     for metric, color in (("train_loss", "tab:blue"), ("val_loss", "tab:orange")):
         part = curves[curves["metric"] == metric]
-        axes.plot(part["step"], part["value"], color=color, label=metric.replace("_", " "))
+        if not part.empty:  # a run with nothing held out has no validation curve
+            axes.plot(part["step"], part["value"], color=color, label=metric.replace("_", " "))
     lowest = curves[curves["metric"] == "lowest val loss"]
     if not lowest.empty:
         step = lowest["step"].iloc[0]

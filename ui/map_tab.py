@@ -10,7 +10,7 @@ import pandas as pd
 from training.store import public, tracking_uri
 from training.sweep import sweep_points
 from ui import fields, limits
-from ui.runs import list_runs
+from ui.runs import chart_only, list_runs
 
 MEMORIZATION = "extractable_memorization"
 MAP_COLOR_BY = ("recipe", "cell", "corpus")  # corpus: perplexities of two texts do not compare
@@ -41,7 +41,9 @@ def overfitting_map(color_by: str = "recipe", request: gr.Request = None):
         runs = sweep_points()
     except Exception as err:  # MLflow raises several types for an unreachable store
         raise limits.refusal(public(f"Cannot read the run store {tracking_uri()}: {err}")) from None
-    runs = runs[runs["run_id"].isin(list_runs(request)["run_id"])]  # what this caller may see
+    visible = list_runs(request)
+    visible = visible[~chart_only(visible)]  # what this caller may see and load
+    runs = runs[runs["run_id"].isin(visible["run_id"])]
     usable = runs.dropna(subset=["held_out_perplexity", MEMORIZATION])
     if usable.empty:
         empty = pd.DataFrame(columns=MAP_COLUMNS)

@@ -26,7 +26,8 @@ def run_choices(table: pd.DataFrame) -> list[tuple[str, str]]:
     A run that was stopped (KILLED) or whose process died (INTERRUPTED) is listed with its
     status: its last checkpoint is still there to use.
     """
-    rows = table[table["status"] != "RUNNING"].fillna({"name": "(unnamed)", "recipe": "?"})
+    usable = (table["status"] != "RUNNING") & ~chart_only(table)
+    rows = table[usable].fillna({"name": "(unnamed)", "recipe": "?"})
     return [(f"{r.name or '(unnamed)'} · {r.recipe or '?'} · {r.cell or 'lstm'}"
              + (f" · {kept_label(r.recipe, r.best_val_perplexity, r.best_step)}"
                 if pd.notna(r.best_val_perplexity) else "")
@@ -41,8 +42,16 @@ def kept_label(recipe: str, perplexity: float, step: float) -> str:
     return f"{which}: perplexity {perplexity:.1f} at step {int(step)}"
 
 
+def chart_only(table: pd.DataFrame) -> pd.Series:
+    """Which runs only feed a chart (they kept no model to load)."""
+    if "chart_only" not in table:
+        return pd.Series(False, index=table.index)
+    return table["chart_only"].fillna(False).astype(bool)
+
+
 def default_run(table: pd.DataFrame) -> str | None:
     """The newest run named "demo-…", else the newest run, else None."""
+    table = table[~chart_only(table)]  # nothing to load in a chart's run
     if table.empty:
         return None
     demo = table[table["name"].fillna("").astype(str).str.startswith("demo-")]
