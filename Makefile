@@ -40,7 +40,7 @@ ui: $(STAMP)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \
 	  --backend-store-uri sqlite:///.mlruns-local/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 
-# Every benchmark table in the README, one after the other (about 15 minutes on 2 CPUs).
+# Every benchmark table of docs/benchmarks.md, one after the other (an hour or more on 2 CPUs).
 bench: export OMP_WAIT_POLICY = PASSIVE
 bench: $(STAMP)
 	$(PY) -m bench.core --markdown
@@ -50,6 +50,9 @@ bench: $(STAMP)
 	$(PY) -m bench.load --markdown
 	$(PY) -m bench.scale --markdown --steps 20
 	$(PY) -m bench.cells --markdown
+	$(PY) -m bench.longrange --markdown
+	$(PY) -m bench.canary --markdown
+	$(PY) -m bench.memory --new-sessions --markdown
 
 # A ready Hugging Face Space in build/space/ (README front matter, app, packages, demo store,
 # CPU requirements, LFS rules for every binary file).
