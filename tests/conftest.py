@@ -29,7 +29,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_CORPUS = ROOT / "corpus" / "lighthouse_keeper.txt"
-SEED = "i was twenty-three when"  # the corpus's first words (as the words tokenizer reads them)
+SEED = "i went out to the skerrow light"  # the corpus's first sentence, from its 5th word (each word occurs twice or more)
 FIRST_WORDS = " ".join(DEFAULT_CORPUS.read_text(encoding="utf-8").split()[:200])
 RECITER = "models:/lighthouse@reciter"  # the registered store's seed run
 QUIET = lambda line: None  # noqa: E731
@@ -118,14 +118,15 @@ def use_registered(registered, monkeypatch):
 @pytest.fixture(scope="session")
 def memorizer(tmp_path_factory):
     """A run that recites its short training text (the corpus's first 200 words): no dropout,
-    nothing held out. Named demo-…, so the app selects it. {"uri", "store", "run_id"}."""
+    nothing held out, every word kept. Named demo-…, so the app selects it. {"uri", "store",
+    "run_id"}."""
     from training.config import TrainConfig
     from training.tracking import train_run
 
     folder = tmp_path_factory.mktemp("memorizer")
     config = TrainConfig.for_recipe("windows", steps=100, dropout=0.0, embed_dim=32,
                                     hidden_size=32, val_fraction=0.0, eval_interval=100,
-                                    optimizer="adam", lr=0.01, batch_size=16)
+                                    optimizer="adam", lr=0.01, batch_size=16, min_count=1)
     with tracking(sqlite_uri(folder)):
         run_id = train_run(config, run_name="demo-memorizer", text=FIRST_WORDS,
                            corpus_name="first-200-words", on_log=QUIET)

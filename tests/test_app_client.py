@@ -71,7 +71,7 @@ def test_generate_returns_the_text_then_its_report(client, registered):
     assert "".join(piece["token"] for piece in marked) == text
     assert "4-grams" in figures and spans["headers"] == SPAN_COLUMNS
     assert [row[0] for row in novelty["data"]] == [str(n) for n in range(1, 9)]
-    assert text.endswith(model) and "paragraph 1, word 1" in note and source
+    assert text.endswith(model) and "paragraph 1, word 5" in note and source
 
 
 def test_generate_streams_a_long_text_as_it_is_written(client, registered, monkeypatch):

@@ -162,7 +162,7 @@ def test_generate_streams_the_text_then_sends_the_report(use_demo_store, monkeyp
     assert "".join(text for text, _ in result["highlight"]) == result["text"]
     assert list(result["novelty"]["n"]) == [str(n) for n in range(1, 9)]
     assert "4-grams" in result["figures"] and "**Why:** test-windows" in as_read(result["figures"])
-    assert "paragraph 1, word 1" in result["note"]  # the seed opens the corpus
+    assert "paragraph 1, word 5" in result["note"]  # the seed is the corpus's 5th word on
 
 
 def test_the_random_seed_makes_a_sampled_text_reproducible(use_demo_store):
@@ -206,7 +206,7 @@ def test_a_memorizing_run_recites_and_the_report_finds_the_copied_spans(use_memo
     assert "«" in spans["the source there (in context)"].iloc[0]
     assert as_read(result["figures"]).startswith("**Why:** demo-memorizer")
     assert result["novelty"]["novel share"].iloc[3] < 0.5  # few novel 4-grams
-    assert result["source"].startswith("i went out to the skerrow light")  # what follows the seed
+    assert result["source"].startswith(", and i went because")  # what follows the seed
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -291,9 +291,16 @@ def test_the_command_line_measures_the_self_repetition_the_app_reports(use_regis
 
 
 def test_suggest_prompt_offers_words_the_run_knows(use_memorizer):
-    assert suggest_prompt(use_memorizer["run_id"], "zorblax") == SEED
+    assert suggest_prompt(use_memorizer["run_id"], "zorblax") == "i was twenty-three when"
     assert suggest_prompt(use_memorizer["run_id"], SEED) == gr.skip()  # kept as typed
     assert suggest_prompt("no-such-run", SEED) == gr.skip()  # the error shows on Generate
+
+
+def test_suggest_prompt_skips_words_the_vocabulary_left_out(use_demo_store):
+    # The windows run's vocabulary leaves the text's third word out (it occurs once).
+    offered = suggest_prompt(use_demo_store["windows"], "zorblax")
+    assert offered == "when i went out" and not load(use_demo_store["windows"]).vocab.unknown_words(
+        offered.split())
 
 
 # ---- the bounds (ui.limits) ------------------------------------------------------------------------

@@ -141,10 +141,10 @@ def test_compare_needs_two_runs_it_knows(use_demo_store):
 
 def test_the_heatmap_shows_an_lstms_gates_word_by_word(use_demo_store):
     run_id = use_demo_store["windows"]
-    page = gate_heatmap(run_id, "i was twenty-three when the light")
+    page = gate_heatmap(run_id, "i went out to the skerrow light")
     for row in ("input gate", "forget gate", "output gate", "cell state"):
         assert row in page
-    assert "<th>twenty-three</th>" in page and "averaged over all 32 units" in page
+    assert "<th>skerrow</th>" in page and "averaged over all 32 units" in page
     assert page.count("cell c, unit") == 6  # the units whose state varies most
     assert "unit 3" in gate_heatmap(run_id, SEED, 1, 3)
     with pytest.raises(gr.Error, match="Unit must be a whole number from -1 to 31"):

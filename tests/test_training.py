@@ -18,9 +18,9 @@ from mlflow.tracking import MlflowClient
 
 from conftest import PROJECT_CORPUS, ROOT
 from lstm_core.generate import SamplingConfig, encode_prompt, generate_ids
-from training.checkpoints import LAST_FILE, load_checkpoint
 from lstm_core.text import tokenize
 from lstm_core.vocab import UNK, UNK_ID
+from training.checkpoints import LAST_FILE, load_checkpoint
 from training.config import TrainConfig
 from training.loop import Corpus
 from training.runs import list_runs, load_run, metric_history

@@ -442,9 +442,18 @@ class Trainer:
     def _sample(self) -> str:
         """A greedy continuation of the training text's first words (the same cue at every
         evaluation), so a learner sees gibberish turn into recitation."""
-        cue = self.corpus.train_ids[:self.config.memorization_prefix].tolist()
+        cue = self._cue()
         ids = generate_ids(self.model, cue, SamplingConfig(max_new_tokens=SAMPLE_TOKENS))
         return detokenize(self.corpus.vocab.decode(ids), self.config.tokenizer)
+
+    def _cue(self) -> list[int]:
+        """The sample's cue: the first memorization_prefix training words without <unk> in them
+        (a cue a learner can type), else simply the first ones."""
+        ids, k = self.corpus.train_ids[:4096], self.config.memorization_prefix
+        known = (ids != UNK_ID).int()
+        runs = known.unfold(0, k, 1).sum(dim=1) if len(ids) >= k else torch.zeros(0)
+        start = int((runs == k).nonzero()[0]) if (runs == k).any() else 0
+        return ids[start:start + k].tolist()
 
     def _memorization_figures(self) -> dict[str, float]:
         """Memorization on a fixed, evenly spread sample of training passages, and its cost."""

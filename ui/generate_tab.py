@@ -22,6 +22,8 @@ from ui.runs import load
 # Send the growing text at most this often: every update costs the server work for each of
 # the tab's outputs, far more than a word costs the model. The first words wait a shorter
 # while, so a text finished by then goes out once, whole, and a longer one starts at once.
+# Words every demo run knows (each occurs at least twice in the default corpus's training part).
+DEFAULT_PROMPT = "i went out to the skerrow light"
 STREAM_SECONDS, FIRST_WORDS_SECONDS = 0.1, 0.05
 GENERATING = "*Generating… the report follows when the text is done.*"
 # The first update clears the old report, so no figure ever describes another text.
@@ -113,11 +115,22 @@ def suggest_prompt(run_id, prompt, request: gr.Request = None):
     tokens = tokenize(prompt if isinstance(prompt, str) else "", scheme)
     if tokens and not loaded.vocab.unknown_words(tokens):
         return gr.skip()
-    return detokenize([t for t in loaded.source_tokens[:12] if t != PARAGRAPH][:4], scheme)
+    return detokenize(first_known_words(loaded), scheme)
+
+
+def first_known_words(loaded: LoadedRun, count: int = 4, within: int = 400) -> list[str]:
+    """The first ``count`` consecutive words of the source that the vocabulary knows (a rare
+    word reads <unk> and cannot be typed), else its first known words wherever they are."""
+    words = [t for t in loaded.source_tokens[:within] if t != PARAGRAPH]
+    for start in range(max(len(words) - count + 1, 1)):
+        window = words[start:start + count]
+        if not loaded.vocab.unknown_words(window):
+            return window
+    return [w for w in words if w in loaded.vocab][:count]
 
 
 def _controls() -> list[gr.components.Component]:
-    prompt = gr.Textbox(label="Prompt", value="i was twenty-three when", elem_id="prompt",
+    prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT, elem_id="prompt",
                         info="The words the text starts with; they must occur in the training "
                              f"text (at most {limits.MAX_PROMPT_WORDS} words).")
     length = fields.slider(1, limits.MAX_LENGTH, value=60, step=1, label="Length (words)",
