@@ -24,6 +24,9 @@ def build() -> RunsHeader:
         refresh = gr.Button("↻ Refresh runs", scale=0, min_width=150, size="sm",
                             elem_id="refresh-btn")
     with gr.Accordion("All logged runs", open=False):
+        gr.Markdown("Every figure is of the weights a run keeps (the ones loaded): the loaded "
+                    "step, its held-out perplexity (a word the training part lacks reads "
+                    "`<unk>`, and `<unk>` counts as one word) and its memorization.")
         table = gr.Dataframe(label="Runs in the MLflow store (newest first)", interactive=False,
                              elem_id="runs-table")
     return RunsHeader(run, refresh, table, notice)

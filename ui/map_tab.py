@@ -99,7 +99,7 @@ def build(run: gr.Dropdown) -> None:
             refresh = gr.Button("↻ Redraw the map", scale=0, min_width=160, elem_id="map-btn")
         points = gr.ScatterPlot(
             x="held_out_perplexity", y="memorization", color="group", height=380,
-            x_title="held-out perplexity (lower generalizes better)",
+            x_title="held-out perplexity (<unk> counts as one word; lower generalizes better)",
             y_title="extractable memorization (share recited)", y_lim=[0, 1],
             tooltip=["name", "run", "settings"], elem_id="map-plot")
         note = gr.Markdown(elem_id="map-note")

@@ -68,7 +68,7 @@ def runs_table(table: pd.DataFrame) -> pd.DataFrame:
     shown["started"] = table["start_time"].astype(str).str[:16]
     # Every figure is of the weights the run keeps (the ones the app loads).
     return shown.round(3).rename(columns={
-        "best_step": "loaded step", "best_val_perplexity": "held-out perplexity",
+        "best_step": "loaded step", "best_val_perplexity": "held-out perplexity (<unk> one word)",
         "extractable_memorization": "extractable", "sample_copied_4gram_fraction": "copied 4-grams"})
 
 
