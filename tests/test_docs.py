@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,25 @@ def test_runnable_block_runs(name, code, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, f"{name} failed:\n{result.stderr[-2000:]}"
+
+
+_PYTHON_RE = re.compile(r"^ *```python[^\n]*\n(.*?)^ *```", re.S | re.M)
+_PROJECT = ("lstm_core", "training", "ui", "bench")
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda d: d.name)
+def test_every_name_a_python_block_imports_from_the_project_exists(doc):
+    """A renamed module or function must not leave a doc's example behind (blocks that are not
+    run still get their imports checked)."""
+    import importlib
+
+    for block in _PYTHON_RE.findall(_text(doc)):
+        tree = ast.parse(textwrap.dedent(block))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(_PROJECT):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(module, alias.name), f"{doc.name}: {node.module}.{alias.name}"
 
 
 def slug(heading: str) -> str:
