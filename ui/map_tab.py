@@ -17,7 +17,8 @@ MAP_COLOR_BY = ("recipe", "cell", "corpus")  # corpus: perplexities of two texts
 # Params the map's hover shows when they differ between runs (all of them when only one run).
 MAP_SETTINGS = ("cell", "recipe", "optimizer", "steps", "hidden_size", "dropout", "weight_drop",
                 "locked_dropout", "embed_dropout", "ar", "tar", "lr", "max_vocab")
-MAP_COLUMNS = ["held_out_perplexity", "memorization", "group", "name", "run", "settings", "run_id"]
+MAP_COLUMNS = ["held_out_perplexity", "memorization", "group", *MAP_COLOR_BY, "name", "run",
+               "settings", "run_id"]
 NO_MAP = ("**No run to map yet.** Each point is a finished run with held-out text. Train a few in "
           "the **Train** tab, or a grid with `python -m training.sweep --dropout 0 0.4 "
           "--weight-drop 0 0.5`.")
@@ -32,8 +33,9 @@ def overfitting_map(color_by: str = "recipe", request: gr.Request = None):
     extractable memorization up (both of the checkpoint the run keeps), colored by recipe,
     cell or corpus.
 
-    Returns the points (held_out_perplexity, memorization, group, name, run, settings,
-    run_id), a note, and the points again for the table under the map. Runs without
+    Returns the points (held_out_perplexity, memorization, group: the color_by column's value,
+    recipe, cell, corpus, name, run, settings, run_id), a note, and the points again for the
+    table under the map. Runs without
     validation (the seed recipe's default) are left out and counted in the note.
     """
     color_by = limits.choice(color_by, "Color by", MAP_COLOR_BY)
@@ -50,11 +52,13 @@ def overfitting_map(color_by: str = "recipe", request: gr.Request = None):
         return empty, NO_MAP, empty
     params = list(usable["params"])
     keys = [k for k in MAP_SETTINGS if len(params) == 1 or len({p.get(k) for p in params}) > 1]
+    colors = {"recipe": [p.get("recipe") or "?" for p in params],
+              "cell": [p.get("cell") or "lstm" for p in params],
+              "corpus": list(usable["corpus"].fillna("?"))}
     points = pd.DataFrame({
         "held_out_perplexity": usable["held_out_perplexity"].round(1),
         "memorization": usable[MEMORIZATION].round(3),
-        "group": list(usable["corpus"].fillna("?")) if color_by == "corpus" else
-                 [p.get(color_by) or ("lstm" if color_by == "cell" else "?") for p in params],
+        "group": colors[color_by], **colors,
         "name": usable["name"], "run": usable["run_id"].str[:8],
         "settings": [_settings(p, keys) for p in params], "run_id": usable["run_id"],
     }, columns=MAP_COLUMNS).reset_index(drop=True)
@@ -70,6 +74,15 @@ def overfitting_map(color_by: str = "recipe", request: gr.Request = None):
     if left_out:
         note += f" {left_out} finished run(s) without held-out text are left out."
     return points, note, points
+
+
+def draw_map(color_by: str = "recipe", request: gr.Request = None):
+    """The map as the tab draws it: each color choice is its own column of the points, so a
+    new choice redraws the chart's colors (a chart handed new values in the column it already
+    colors by keeps its old legend and draws none of them)."""
+    points, note, table = overfitting_map(color_by, request)
+    column = color_by if color_by in MAP_COLOR_BY else "group"
+    return gr.ScatterPlot(value=points, color=column), note, table
 
 
 def pick_from_map(points: pd.DataFrame | None, evt: gr.SelectData):
@@ -106,7 +119,7 @@ def build(run: gr.Dropdown) -> None:
         with gr.Accordion("The runs on the map (click a row to load it)", open=False):
             table = gr.Dataframe(interactive=False, max_height=300, elem_id="map-table")
     outputs = [points, note, table]
-    draw = dict(fn=overfitting_map, inputs=color_by, outputs=outputs, **limits.COMPUTE_SLOT)
+    draw = dict(fn=draw_map, inputs=color_by, outputs=outputs, **limits.COMPUTE_SLOT)
     refresh.click(**draw, api_name="overfitting_map",
                   api_description="Every finished run with held-out text as one point.")
     tab.select(**draw, api_visibility="private")
