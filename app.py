@@ -57,7 +57,10 @@ def main() -> int:
     finally:  # Ctrl-C or SIGTERM: stop a training run in progress, then say how it ended
         run_id = training_job.stop_for_shutdown()
         if run_id:
-            print(f"app.py: {training_job.how_it_ended(run_id)}")
+            print(f"app.py: {training_job.how_it_ended(run_id)}", flush=True)
+            # The run is ended and its checkpoint on disk; the threads the training started
+            # (torch's, MLflow's) can abort the interpreter's own shutdown, so skip it.
+            os._exit(0)
     return 0
 
 

@@ -35,8 +35,10 @@ ENDPOINTS = {
     # New inputs go last, so callers who pass the first eight keep working.
     "/train": ["upload", "recipe", "steps", "hidden_size", "dropout", "lr", "run_name",
                "max_vocab", "cell", "optimizer", "weight_drop", "locked_dropout",
-               "embed_dropout", "ar", "tar", "forget_bias"],
+               "embed_dropout", "ar", "tar", "forget_bias", "tokenizer"],
     "/stop_training": [],
+    "/train_canary": ["repeats", "regularizer", "steps"],
+    "/canary_chart": [],
 }
 
 
@@ -157,7 +159,7 @@ def test_the_other_endpoints_refuse_bad_values_in_one_line(client, registered):
     assert "Unit must be a whole number" in refusal(client, run, SEED, 1, "abc", api_name="/gates")
     assert "Steps must be a whole number" in refusal(
         client, None, "windows", "lots", 16, 0.0, 0.01, "", 500, api_name="/train")
-    assert "Color by must be one of recipe, cell, got '&lt;b&gt;'" in refusal(
+    assert "Color by must be one of recipe, cell, corpus, got '&lt;b&gt;'" in refusal(
         client, "<b>", api_name="/overfitting_map")
     assert "There is no run" in refusal(client, "not-a-run", api_name="/loss_curves")
     assert "No training is in progress" in refusal(client, api_name="/stop_training")

@@ -104,6 +104,6 @@ def test_sigterm_ends_the_apps_training_run_killed(demo_store, tmp_path, monkeyp
             server.kill()
             server.communicate()
     assert server.returncode == 0, output[-2000:]
-    assert f"stopped training run {run_id}" in output
+    assert f"training run {run_id} ended KILLED; its last checkpoint is of step" in output
     assert get_run(run_id).info.status == "KILLED"
     assert (local_artifact_dir(run_id) / LAST_FILE).exists()

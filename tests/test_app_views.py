@@ -78,7 +78,7 @@ def test_loss_curves_mark_the_lowest_validation_loss(use_demo_store):
 
 @pytest.mark.slow
 def test_the_loss_chart_draws_memorization_on_a_second_axis(use_cells):
-    curves, note, figure = loss_chart(use_cells["gru"])
+    curves, note, figure, _ = loss_chart(use_cells["gru"])
     memorized = curves[curves["metric"] == MEMORIZATION]
     assert list(memorized["step"]) == [10, 20]  # one point per evaluation, the last kept once
     assert memorized["value"].between(0, 1).all()

@@ -24,4 +24,4 @@ def test_heldout_prints_both_recipes_and_their_ratio(capsys):
     out = capsys.readouterr().out
     ratio = re.search(r"recommended / classic perplexity .*: persuasion_ch1-2.txt (\d+\.\d+)", out)
     assert ratio and 0.1 < float(ratio.group(1)) < 10
-    assert re.search(r"\d+\.\d \(\d+; seen \d+\.\d, unseen \d+\.\d\d\)", out)
+    assert re.search(r"\d+\.\d \(\d+; known \d+\.\d, <unk> \d+\.\d\d\)", out)

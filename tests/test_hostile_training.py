@@ -356,7 +356,7 @@ def test_a_vocabulary_too_big_for_the_model_is_refused_before_allocating(temp_st
     # 0 = no cap, as documented: every word of the text is kept
     text = " ".join(f"w{i}" for i in range(30_000))
     config = TrainConfig(max_vocab=0, embed_dim=4096, hidden_size=4096, tie_weights=False,
-                         val_fraction=0)
+                         val_fraction=0, min_count=1)
     assert parameter_count(config, 30_002) > MAX_PARAMETERS  # the config alone is fine
     with pytest.raises(ValueError, match="max_vocab"):
         check_model_size(config, 30_002)

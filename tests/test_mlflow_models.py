@@ -348,6 +348,9 @@ def test_the_demo_recipe_builds_a_relative_store_that_loads_anywhere(tmp_path, m
     monkeypatch.setattr(demo, "SWEEP_SETTINGS", tiny)
     monkeypatch.setattr(demo, "CELL_RUNS", {f"demo-{c}": TrainConfig.for_recipe(
         "windows", cell=c, **tiny) for c in ("gru", "rnn")})
+    monkeypatch.setattr(demo, "DEMO_CANARY", {"canary_repeats": [4]})
+    monkeypatch.setattr(demo, "CANARY_SETTINGS", {**tiny, "canary_digits": 2})
+    monkeypatch.setattr(demo, "train_longrange_runs", lambda: None)  # tests/test_longrange.py
     monkeypatch.setattr(store, "COMMITTED_STORE", tmp_path / "mlruns")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "unused")  # demo.main sets it; restored after
     assert demo.main() == 0
@@ -370,10 +373,13 @@ def test_the_demo_recipe_builds_a_relative_store_that_loads_anywhere(tmp_path, m
     assert set(runs["cell"]) == {"lstm", "gru", "rnn"}
     from training.sweep import sweep_points
 
-    (parent,) = mlflow.search_runs(filter_string="tags.sweep = 'parent'", search_all_experiments=True,
-                                   output_format="list")
+    (parent,) = mlflow.search_runs(
+        filter_string="tags.sweep = 'parent' and tags.mlflow.runName = 'demo-sweep'",
+        search_all_experiments=True, output_format="list")
     assert len(sweep_points(parent.info.run_id)) == 2
     assert not list(built.rglob(LAST_FILE))  # no optimizer states in the committed store
+    canary = runs[runs["name"].str.startswith("demo-canary")]
+    assert len(canary) == 1 and canary["chart_only"].all()  # kept for its chart, no model
     text = mlflow.pyfunc.load_model("models:/lighthouse@generalizer").predict(
         pd.DataFrame({"prompt": ["the"], "length": [2]}))[0]
     assert text.startswith("the")

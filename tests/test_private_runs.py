@@ -55,11 +55,37 @@ def test_another_page_cannot_generate_from_it_or_read_its_curves(private_run):
                                                     request=page("bob"))),
                  lambda: loss_tab.loss_chart(run_id, page("bob")),
                  lambda: compare_tab.compare_runs([run_id, private_run["public"]], page("bob"))):
-        with pytest.raises(gr.Error, match="this page can use|no run"):
+        with pytest.raises(gr.Error, match="There is no run"):
             call()
     # Named by its run name, it is just as private.
-    with pytest.raises(gr.Error, match="this page can use"):
+    with pytest.raises(gr.Error, match="There is no run"):
         list(generate_tab.generate("alice-run", "account pin", 20, request=page("bob")))
+
+
+def refused(call) -> str:
+    with pytest.raises(gr.Error) as caught:
+        call()
+    return str(caught.value)
+
+
+def test_another_pages_run_reads_exactly_as_a_missing_one_and_is_never_a_candidate(private_run):
+    run_id, bob = private_run["run_id"], page("bob")
+    for reference in (run_id, run_id[:8], "alice-run"):  # full id, prefix, name
+        missing = "z" * len(reference)  # no run's id or name
+        for view in (loss_tab.loss_chart, lambda r, req: list(generate_tab.generate(r, "a", 5,
+                                                                                   request=req))):
+            said = refused(lambda r=reference, v=view: v(r, bob))
+            assert said.replace(reference, "X") == refused(
+                lambda v=view: v(missing, bob)).replace(missing, "X")
+    # One character matches both runs for their owner, only the public one for anyone else.
+    for prefix in {run_id[0], private_run["public"][0]}:
+        for call in (lambda p=prefix: compare_tab.compare_runs([p, private_run["public"]], bob),
+                     lambda p=prefix: list(generate_tab.generate(p, "account pin", 5, request=bob))):
+            try:
+                message = refused(call)
+            except pytest.fail.Exception:  # resolved to the public run: nothing to refuse
+                continue
+            assert run_id[:8] not in message and "alice-run" not in message
 
 
 def test_the_map_shows_it_only_to_its_page(private_run):

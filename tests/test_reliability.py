@@ -19,7 +19,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT
+from conftest import ROOT, SEED
 from lstm_core.generate import SamplingConfig, pick_next, stream_ids
 from lstm_core.memorization import greedy_continue
 from lstm_core.text import read_text
@@ -304,7 +304,7 @@ def test_tiny_temperature_in_the_app(use_demo_store):
 def test_cli_and_app_measure_the_same_generated_words(use_demo_store, capsys):
     run_id = use_demo_store["windows"]
     loaded = load_run(run_id)
-    prompt = " ".join(loaded.source_tokens[:8])  # a prompt copied from the source
+    prompt = SEED  # a prompt copied from the source (every word in the vocabulary)
     assert generate_main(["--run", run_id, "--prompt", prompt, "--length", "30", "--json"]) == 0
     cli = json.loads(capsys.readouterr().out)
     out = list(generate(run_id, prompt, 30, 0.0, 0, 1.0, 0))[-1]
@@ -318,12 +318,12 @@ def test_cli_and_app_measure_the_same_generated_words(use_demo_store, capsys):
         assert span["start"] >= cli["prompt_tokens"]
 
 
-def test_generation_and_greedy_continue_share_one_decoding_loop(use_demo_store):
-    model = load_run(use_demo_store["windows"]).model
+def test_generation_and_greedy_continue_share_one_decoding_loop(use_memorizer):
+    model = load_run(use_memorizer["run_id"]).model  # every word kept: no <unk> to learn
     prompt = [5, 6, 7]
     greedy = greedy_continue(model, torch.tensor([prompt]), 12)[0].tolist()
     streamed = list(stream_ids(model, prompt, SamplingConfig(max_new_tokens=12)))
-    assert UNK_ID not in greedy  # the corpus has no <unk>, so both loops choose alike
+    assert UNK_ID not in greedy  # its text has no <unk>, so both loops choose alike
     assert streamed == greedy
 
 

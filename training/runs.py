@@ -313,12 +313,14 @@ def _run_of_model_uri(uri: str) -> str:
                      f"models:/NAME/VERSION or models:/m-ID")
 
 
-def resolve_run_id(reference: str) -> str:
+def resolve_run_id(reference: str, owner: str | None = None) -> str:
     """The run id behind anything a user may type or pick.
 
     Accepts a full run id, a unique prefix of one, a unique run name, ``models:/NAME@ALIAS``,
     ``models:/NAME/VERSION``, ``models:/m-ID`` or a bare ``NAME@ALIAS``. An ambiguous prefix or
     name lists the candidates; an unknown one says so. Both in one line.
+    ``owner`` (the app's callers): only public runs and this owner's private ones exist, so
+    another page's private run is unknown, never a candidate, never confirmed.
     """
     reference = str(reference or "").strip()
     if not reference:
@@ -329,6 +331,8 @@ def resolve_run_id(reference: str) -> str:
     if "@" in reference:
         return _run_of_model_uri(f"models:/{reference}")
     runs = mlflow.search_runs(experiment_ids=[experiment_id])
+    if owner is not None and f"tags.{OWNER_TAG}" in runs:
+        runs = runs[runs[f"tags.{OWNER_TAG}"].fillna("").isin(["", owner])]
     if runs.empty:
         raise ValueError(f"There is no run {reference!r}: the store {tracking_uri()} has no runs")
     names = runs.get("tags.mlflow.runName", pd.Series([""] * len(runs), index=runs.index))

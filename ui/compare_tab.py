@@ -9,7 +9,7 @@ import pandas as pd
 
 from training.tracking import format_number
 from ui import limits
-from ui.runs import get_run, history, list_runs, resolve
+from ui.runs import get_run, history, list_runs, resolve, unknown_run
 
 FINAL_FIGURES = ["steps", "train_loss", "val_loss", "val_perplexity", "extractable_memorization",
                  "sample_copied_4gram_fraction", "sample_longest_copied_span", "duration_s"]
@@ -20,7 +20,7 @@ class CompareTab(NamedTuple):
     outputs: list[gr.components.Component]  # what compare_runs returns, in order
 
 
-def picked(run_ids) -> list[str]:
+def picked(run_ids, request: gr.Request | None = None) -> list[str]:
     """The full ids of the runs to compare: a list of two to MAX_COMPARED references."""
     if run_ids is None:
         run_ids = []
@@ -28,7 +28,7 @@ def picked(run_ids) -> list[str]:
         raise limits.refusal(f"Runs to compare must be a list of runs, got {limits.shown(run_ids)}")
     if len(run_ids) > limits.MAX_COMPARED:
         raise limits.refusal(f"Compare at most {limits.MAX_COMPARED} runs at once; got {len(run_ids):,}.")
-    ids = list(dict.fromkeys(resolve(r) for r in run_ids if r))  # each run once, in order
+    ids = list(dict.fromkeys(resolve(r, request) for r in run_ids if r))  # each once, in order
     if len(ids) < 2:
         raise limits.refusal("Pick at least two runs to compare.")
     return ids
@@ -36,11 +36,11 @@ def picked(run_ids) -> list[str]:
 
 def compare_runs(run_ids, request: gr.Request = None):
     """Loss curves of two or more runs overlaid, the params that differ, the final metrics."""
-    run_ids = picked(run_ids)
+    run_ids = picked(run_ids, request)
     table = list_runs(request).set_index("run_id")
     missing = [r for r in run_ids if r not in table.index]
     if missing:
-        raise limits.refusal(f"There is no run with id {limits.shown(missing[0])} in the store.")
+        raise unknown_run(missing[0])
     names = {r: f"{table.loc[r, 'name']} ({r[:4]})" for r in run_ids}
     curves = pd.concat([history(r).assign(run=names[r]) for r in run_ids], ignore_index=True)
     curves["series"] = curves["metric"].str.replace("_loss", "") + " · " + curves["run"]

@@ -116,10 +116,11 @@ def loss_chart(run_id, request: gr.Request = None):
     if not run_id:
         return pd.DataFrame(columns=["step", "value", "metric"]), "No run selected.", None, ""
     curves, note = loss_curves(run_id, request)
-    samples = samples_markdown(run_samples(resolve(run_id)))
+    run_id = resolve(run_id, request)
+    samples = samples_markdown(run_samples(run_id))
     if curves.empty:
         return curves, note, None, samples
-    return curves, note, loss_figure(curves, f"Run {resolve(run_id)[:8]}"), samples
+    return curves, note, loss_figure(curves, f"Run {run_id[:8]}"), samples
 
 
 def samples_markdown(samples: list[tuple[int, str]]) -> str:

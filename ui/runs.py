@@ -107,27 +107,36 @@ def refresh_runs(selected: str | None = None, request: gr.Request = None):
             gr.Markdown(EMPTY_STORE if not ids else "", visible=not ids))
 
 
-def resolve(reference) -> str:
-    """The full run id behind a picker value or an API input, or one clear line."""
+def resolve(reference, request: gr.Request | None = None) -> str:
+    """The full run id behind a picker value or an API input, or one clear line. Another
+    page's private runs do not exist for this caller: never matched, listed or confirmed."""
     reference = limits.reference(reference)
     if FULL_RUN_ID.fullmatch(reference):
         return reference  # the picker's own values: no look-up (load says if it is unknown)
     try:
-        return runs.resolve_run_id(reference)
+        return runs.resolve_run_id(reference, owner=viewer(request))
     except ValueError as err:  # unknown, ambiguous (candidates listed), or not a model URI
         raise limits.refusal(public(str(err))) from None
 
 
+def unknown_run(reference) -> gr.Error:
+    """The refusal for a run that does not exist, word for word training.runs.resolve_run_id's,
+    and so for another page's private run too."""
+    return limits.refusal(public(
+        f"There is no run with id {limits.shown(reference)} (nor one whose id starts with it "
+        f"or whose name it is) in the store {tracking_uri()}"))
+
+
 def _check_owner(owner: str, reference, request: gr.Request | None) -> None:
+    """Another page's private run reads exactly as a run that does not exist."""
     if owner and owner != viewer(request):
-        raise limits.refusal(f"There is no run {limits.shown(reference)} this page can use: a run "
-                             "trained on an uploaded text is shown only on the page that trained it.")
+        raise unknown_run(reference)
 
 
 def load(reference, request: gr.Request | None = None) -> LoadedRun:
     """The run's model, vocabulary and source text (cached in training.runs), if this caller
     may see the run."""
-    run_id = resolve(reference)
+    run_id = resolve(reference, request)
     try:
         loaded = runs.load_run(run_id)
     except ValueError as err:
@@ -138,9 +147,12 @@ def load(reference, request: gr.Request | None = None) -> LoadedRun:
 
 def get_run(reference, request: gr.Request | None = None):
     """The MLflow run behind a reference (its params, metrics and tags), if this caller may see it."""
+    run_id = resolve(reference, request)  # refuses an unknown or another page's reference
     try:
-        run = runs.get_run(resolve(reference))
-    except Exception as err:  # MLflow errors for unknown or malformed ids
+        run = runs.get_run(run_id)
+    except ValueError as err:  # unknown: the same line as for another page's private run
+        raise limits.refusal(public(str(err))) from None
+    except Exception as err:  # MLflow errors for malformed ids
         raise limits.refusal(public(f"Cannot read run {limits.shown(reference)}: {err}")) from None
     _check_owner(run.data.tags.get(runs.OWNER_TAG, ""), reference, request)
     return run
