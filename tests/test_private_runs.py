@@ -76,7 +76,7 @@ def test_another_pages_run_reads_exactly_as_a_missing_one_and_is_never_a_candida
                                                                                    request=req))):
             said = refused(lambda r=reference, v=view: v(r, bob))
             assert said.replace(reference, "X") == refused(
-                lambda v=view: v(missing, bob)).replace(missing, "X")
+                lambda v=view, m=missing: v(m, bob)).replace(missing, "X")
     # One character matches both runs for their owner, only the public one for anyone else.
     for prefix in {run_id[0], private_run["public"][0]}:
         for call in (lambda p=prefix: compare_tab.compare_runs([p, private_run["public"]], bob),

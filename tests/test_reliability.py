@@ -303,7 +303,6 @@ def test_tiny_temperature_in_the_app(use_demo_store):
 
 def test_cli_and_app_measure_the_same_generated_words(use_demo_store, capsys):
     run_id = use_demo_store["windows"]
-    loaded = load_run(run_id)
     prompt = SEED  # a prompt copied from the source (every word in the vocabulary)
     assert generate_main(["--run", run_id, "--prompt", prompt, "--length", "30", "--json"]) == 0
     cli = json.loads(capsys.readouterr().out)
