@@ -240,3 +240,19 @@ def test_heavy_events_share_two_compute_slots_and_the_queue_is_bounded(client, r
     assert len(refused) == full and all("Queue is full" in message for _, message in refused)
     assert most[0] == 2  # never a third generation at once
     assert len(gates_ran) == len([job for job in gates if job not in dict(refused)])
+
+
+def test_a_request_body_over_its_bound_is_refused_before_it_is_read(client):
+    from ui.body_limit import bound_for
+
+    assert bound_for("/gradio_api/upload") > limits.MAX_UPLOAD_BYTES  # room for the file
+    assert bound_for("/gradio_api/call/generate") == limits.MAX_REQUEST_BYTES
+    huge = json.dumps({"data": [RECITER, "a " * limits.MAX_REQUEST_BYTES, 5, 0, 0, 1, 0]})
+    refused = httpx.post(f"{client.src}gradio_api/call/generate", content=huge, timeout=60,
+                         headers={"content-type": "application/json"})
+    assert refused.status_code == 413
+    assert refused.json()["error"].startswith("The request is larger than 1,000,000 bytes")
+    with pytest.raises(httpx.HTTPStatusError, match="413"):
+        client.predict(RECITER, "a " * limits.MAX_REQUEST_BYTES, 5, 0, 0, 1, 0,
+                       api_name="/generate")
+    assert client.predict(RECITER, SEED, 5, 0, 0, 1, 0, api_name="/generate")[0].startswith(SEED)

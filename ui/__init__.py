@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from ui import (
     about_tab,
@@ -25,6 +26,7 @@ from ui import (
     map_tab,
     train_tab,
 )
+from ui.body_limit import BodyLimit
 from ui.runs import refresh_runs
 
 INTRO = """# How much does a small LSTM recite?
@@ -76,6 +78,9 @@ def launch(demo: gr.Blocks, **kwargs):
     # event; with the page off it is never rebuilt.
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(10**12))
     # max_file_size makes Gradio refuse an oversized upload before it is even stored.
+    # Every request body is bounded before it is read (ui.body_limit).
+    app_kwargs = {"middleware": [Middleware(BodyLimit)], **kwargs.pop("app_kwargs", {})}
     return demo.queue(default_concurrency_limit=2, max_size=limits.QUEUE_MAX_SIZE).launch(
         theme=gr.themes.Soft(), css=CSS, max_file_size=limits.MAX_UPLOAD_BYTES,
-        enable_monitoring=False, state_session_capacity=limits.MAX_SESSIONS, **kwargs)
+        enable_monitoring=False, state_session_capacity=limits.MAX_SESSIONS,
+        app_kwargs=app_kwargs, **kwargs)

@@ -30,6 +30,9 @@ MAX_COMPARED = 8  # runs one comparison may overlay
 
 # Training in the app (a shared machine: one run at a time, each bounded in cost and time)
 MAX_UPLOAD_BYTES = 2_000_000
+# Any other request body (a call's JSON inputs): the largest real one, the overfitting map's
+# table sent back on a click, is tens of kilobytes.
+MAX_REQUEST_BYTES = 1_000_000
 # Uploads a caller hands to Train in an hour, counted per client address (a session is free to
 # renew): each sits in Gradio's cache until read, so a stream of them could fill the disk.
 MAX_UPLOAD_BYTES_PER_HOUR = 10_000_000  # five full uploads
