@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
-from lstm_core.vocab import PAD_ID
+from lstm_core.vocab import PAD_ID, UNK_ID
 
 
 def _as_ids(ids: Sequence[int] | Tensor) -> Tensor:
@@ -35,6 +35,15 @@ def check_positive(**values: int) -> None:
 
 
 # --------------------------------------------------------------------------- 1. prefix pairs
+
+
+def first_known_window(ids: Tensor, length: int) -> int | None:
+    """Where the first ``length`` consecutive ids without <unk> start (a cue a learner can
+    type), or None when there is no such run."""
+    if len(ids) < length:
+        return None
+    known = (ids != UNK_ID).int().unfold(0, length, 1).sum(dim=1) == length
+    return int(known.nonzero()[0]) if known.any() else None
 
 
 def split_at(ids: Sequence[int] | Tensor, separator: int | None) -> list[list[int]]:

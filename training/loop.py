@@ -28,6 +28,7 @@ from torch import Tensor
 from lstm_core import canary as canaries
 from lstm_core.data import (
     SequentialBatches,
+    first_known_window,
     prefix_pairs,
     random_windows,
     split_at,
@@ -450,13 +451,12 @@ class Trainer:
         """The sample's cue: the first memorization_prefix training words without <unk> in them
         (a cue a learner can type), else simply the first ones."""
         ids, k = self.corpus.train_ids[:4096], self.config.memorization_prefix
-        known = (ids != UNK_ID).int()
-        runs = known.unfold(0, k, 1).sum(dim=1) if len(ids) >= k else torch.zeros(0)
-        start = int((runs == k).nonzero()[0]) if (runs == k).any() else 0
-        return ids[start:start + k].tolist()
+        start = first_known_window(ids, k)
+        return ids[start or 0:(start or 0) + k].tolist()
 
     def _memorization_figures(self) -> dict[str, float]:
-        """Memorization on a fixed, evenly spread sample of training passages, and its cost."""
+        """Memorization on a fixed, evenly spread sample of training passages, and its cost;
+        the evaluation's greedy sample (``self.samples``) is taken here, inside that cost."""
         cfg = self.config
         if not cfg.memorization_sample or \
                 len(self.corpus.train_ids) < cfg.memorization_prefix + cfg.memorization_suffix:
@@ -479,16 +479,13 @@ class Trainer:
         return {**figures, "canary_seconds": time.perf_counter() - started}
 
     def _save_checkpoints(self, best: dict | None, on_checkpoint) -> None:
-        """last.pt always; model.pt when these are the weights to use (``best``, taken with
-        NT-ASGD's averaged weights in place).
-
-        The windows recipe keeps its best-validation weights; the seed recipe, like the
-        write-up, keeps its final weights (the ones that have memorized the text).
+        """last.pt always; model.pt when ``_log`` found these the weights to keep (``best``,
+        taken with NT-ASGD's averaged weights in place): the windows recipe's best-validation
+        weights, the seed recipe's (like the write-up's) and a run without held-out text's last.
         """
-        checkpoint = self.checkpoint()
-        on_checkpoint("last", checkpoint)
-        if best is not None or self.config.recipe == "seed":
-            on_checkpoint("best", best or checkpoint)
+        on_checkpoint("last", self.checkpoint())
+        if best is not None:
+            on_checkpoint("best", best)
 
 
 def canary_figures(model: LSTMLanguageModel, corpus: Corpus,

@@ -8,8 +8,9 @@ from typing import NamedTuple
 
 import gradio as gr
 import pandas as pd
+import torch
 
-from lstm_core.data import split_point
+from lstm_core.data import first_known_window, split_point
 from lstm_core.generate import encode_prompt, stream_ids
 from lstm_core.text import PARAGRAPH, detokenize, tokenize
 from lstm_core.vocab import UnknownWordsError
@@ -122,10 +123,9 @@ def first_known_words(loaded: LoadedRun, count: int = 4, within: int = 400) -> l
     """The first ``count`` consecutive words of the source that the vocabulary knows (a rare
     word reads <unk> and cannot be typed), else its first known words wherever they are."""
     words = [t for t in loaded.source_tokens[:within] if t != PARAGRAPH]
-    for start in range(max(len(words) - count + 1, 1)):
-        window = words[start:start + count]
-        if not loaded.vocab.unknown_words(window):
-            return window
+    start = first_known_window(torch.tensor(loaded.vocab.encode(words, unknown="unk")), count)
+    if start is not None:
+        return words[start:start + count]
     return [w for w in words if w in loaded.vocab][:count]
 
 

@@ -115,8 +115,8 @@ def loss_chart(run_id, request: gr.Request = None):
     the greedy samples the run logged at each evaluation."""
     if not run_id:
         return pd.DataFrame(columns=["step", "value", "metric"]), "No run selected.", None, ""
+    run_id = resolve(run_id, request)  # once: a prefix or name is looked up in the store
     curves, note = loss_curves(run_id, request)
-    run_id = resolve(run_id, request)
     samples = samples_markdown(run_samples(run_id))
     if curves.empty:
         return curves, note, None, samples

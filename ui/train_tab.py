@@ -172,23 +172,23 @@ def train(upload, recipe: str = "windows", steps: float = 300, hidden_size: floa
         loss = "…" if math.isnan(job.loss) else f"{job.loss:.3f}"
         readout = f"step {job.step}/{config.steps} · loss {loss}"
         progress(job.step / config.steps, desc=readout)
-        yield (*[gr.skip()] * 4, readout, "\n".join(job.lines[-12:]),
-               *_live(job, title, shown))
-        shown = len(job.evals)
+        chart, samples, shown = _live(job, title, shown)
+        yield (*[gr.skip()] * 4, readout, "\n".join(job.lines[-12:]), chart, samples)
     if job.error is not None:
         raise limits.refusal(training_job.failure_message(job.error))
     done = done_message(job)
     yield (*refresh_runs(job.run_id, request), done, "\n".join([*job.lines[-11:], done]),
-           *_live(job, title, -1))
+           *_live(job, title, -1)[:2])
 
 
 def _live(job: training_job.TrainingJob, title: str, shown: int) -> tuple:
-    """The live chart and samples, redrawn only when an evaluation came in since ``shown``."""
+    """The live chart and samples, redrawn only when an evaluation came in since ``shown``
+    evaluations were drawn, and how many are drawn now."""
     evals = list(job.evals)  # the worker thread appends to it
     if len(evals) == shown:
-        return gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), shown
     samples = [(step, sample) for step, _, sample in evals if sample]
-    return live_view.figure(evals, title), samples_markdown(samples)
+    return live_view.figure(evals, title), samples_markdown(samples), len(evals)
 
 
 def done_message(job: training_job.TrainingJob) -> str:
